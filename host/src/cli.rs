@@ -1,0 +1,71 @@
+//! The `tollgate` command line. One file per subcommand under `cli/`.
+
+mod policy_check;
+mod policy_test;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// Tollgate exchanges Kubernetes ServiceAccount tokens for short-lived access tokens, when the
+/// target identity's trust policy (a sandboxed WebAssembly component) allows it.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build-time tools for policy authors: check and unit-test compiled policy modules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Run a compiled policy against the cases in a YAML file, through the server's sandbox.
+    ///
+    /// Prints one line per case with the fuel it used and ends with `N passed, N failed`.
+    /// Exit status: 0 when every case passes, 1 when one fails, 2 when the module or the
+    /// cases file cannot be used.
+    ///
+    /// Example: tollgate policy test policies/rules/cases.yaml
+    Test(policy_test::Args),
+    /// Run the upload validation on a module and print what it found.
+    ///
+    /// Checks that it is a component implementing `tollgate:policy/trust-policy`, that it
+    /// imports nothing beyond the minimal WASI set, its size and compile time.
+    /// Exit status: 0 when the module would be accepted, 1 when not, 2 when it cannot be read.
+    ///
+    /// Example: tollgate policy check target/wasm32-wasip2/release/rules.wasm
+    Check(policy_check::Args),
+}
+
+/// Output format for commands that report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
+        Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,129 @@
+//! `tollgate policy test [MODULE] CASES`: the policy unit-test harness.
+
+use super::Format;
+use crate::policy::cases::{self, CaseFile, CaseResult};
+use crate::policy::{Limits, PolicyEngine};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `[MODULE.wasm] CASES.yaml`: the module is optional when the cases file names one.
+    #[arg(num_args = 1..=2, value_names = ["MODULE", "CASES"], required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Fuel per decision, overriding the cases file (default 1,000,000; at most 10,000,000).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Also print what the policy logged for each case.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (module_arg, cases_path) = match args.paths.as_slice() {
+        [cases] => (None, cases.as_path()),
+        [module, cases] => (Some(module.as_path()), cases.as_path()),
+        _ => unreachable!("clap enforces one or two paths"),
+    };
+    let mut file = match CaseFile::load(cases_path) {
+        Ok(file) => file,
+        Err(e) => return usage_error(e),
+    };
+    if args.fuel.is_some() {
+        file.fuel = args.fuel;
+    }
+    let module_path = match file.module_path(cases_path, module_arg) {
+        Ok(path) => path,
+        Err(e) => return usage_error(e),
+    };
+    let engine = match PolicyEngine::new(Limits::default()) {
+        Ok(engine) => engine,
+        Err(e) => return usage_error(e),
+    };
+    let bytes = match std::fs::read(&module_path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return usage_error(format_args!(
+                "cannot read module `{}`: {e}",
+                module_path.display()
+            ));
+        }
+    };
+    let module = match engine.load(&bytes) {
+        Ok(module) => module,
+        Err(e) => {
+            return usage_error(format_args!(
+                "`{}` is not a valid policy: {e}",
+                module_path.display()
+            ));
+        }
+    };
+    let results = cases::run(&engine, &module, &file);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let passed = results.len() - failed;
+    match args.format {
+        Format::Json => print_json(cases_path, &module_path, &results, passed, failed),
+        Format::Text => print_text(
+            cases_path,
+            &module_path,
+            &results,
+            args.verbose,
+            passed,
+            failed,
+        ),
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_text(
+    cases: &Path,
+    module: &Path,
+    results: &[CaseResult],
+    verbose: bool,
+    passed: usize,
+    failed: usize,
+) {
+    println!("{} ({})", cases.display(), module.display());
+    for r in results {
+        let status = if r.passed { "ok  " } else { "FAIL" };
+        let detail = match &r.code {
+            Some(code) => format!("{} {code}", r.got),
+            None => r.got.clone(),
+        };
+        println!(
+            "{status} {} [{detail}, fuel {}, {} µs]",
+            r.name, r.fuel_used, r.micros
+        );
+        if let Some(failure) = &r.failure {
+            println!("     {failure}");
+        }
+        if verbose || !r.passed {
+            for line in &r.logs {
+                println!("     | {line}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+}
+
+fn print_json(cases: &Path, module: &Path, results: &[CaseResult], passed: usize, failed: usize) {
+    let report = serde_json::json!({
+        "cases_file": cases,
+        "module": module,
+        "results": results,
+        "passed": passed,
+        "failed": failed,
+    });
+    println!("{report:#}");
+}

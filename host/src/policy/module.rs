@@ -1,0 +1,202 @@
+//! Loading a policy module: validate, compile (with a deadline), check imports, cache artifacts.
+
+use super::bindings::TrustPolicyPre;
+use super::sandbox::SandboxState;
+use super::wasi::ALLOWED_INTERFACES;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+/// The host interface every policy may import.
+pub const HOST_INTERFACE: &str = "tollgate:policy/host";
+/// The world a policy must implement.
+pub const WORLD: &str = "tollgate:policy/trust-policy@0.1.0";
+/// The functions the world exports.
+pub const EXPORTS: &[&str] = &["evaluate", "validate-config"];
+
+/// Why a module was not accepted. Messages are meant for the tenant who uploaded it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("module is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "this is a core WebAssembly module, not a component: build the policy for \
+         `wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("not a WebAssembly component: {0}")]
+    Malformed(String),
+    #[error("compilation did not finish within its {0:?} deadline")]
+    CompileDeadline(Duration),
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "module imports `{import}`, which policies may not use: a policy may import only \
+         `tollgate:policy/host` and the minimal WASI set (cli environment/exit/stdio, io, random, clocks)"
+    )]
+    ForbiddenImport { import: String },
+    #[error("module imports something the sandbox does not provide: {0}")]
+    Link(String),
+    #[error("module does not implement the `{WORLD}` world: {0}")]
+    WrongWorld(String),
+    #[error("artifact cache: {0}")]
+    Cache(#[from] std::io::Error),
+}
+
+/// What `tollgate policy check` reports about a module.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleInfo {
+    /// `sha256:` followed by the hex digest of the module's bytes.
+    pub digest: String,
+    pub size: usize,
+    pub world: &'static str,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    /// Time spent compiling (zero when the artifact came from the cache).
+    #[serde(serialize_with = "micros")]
+    pub compile_time: Duration,
+    /// Whether the precompiled artifact was read from the cache.
+    pub cached: bool,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// A loaded, ready-to-instantiate policy.
+#[derive(Clone)]
+pub struct PolicyModule {
+    pub(super) pre: TrustPolicyPre<SandboxState>,
+    pub info: ModuleInfo,
+}
+
+/// `sha256:<hex>` of a module's bytes: its address in the store and the artifact cache.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Checks the 8-byte preamble: components and core modules share the magic, not the layer.
+pub fn check_preamble(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT: [u8; 4] = [0x0d, 0, 1, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::Malformed("missing the `\\0asm` preamble".into()));
+    }
+    match <[u8; 4]>::try_from(&bytes[4..8]).expect("four bytes") {
+        COMPONENT => Ok(()),
+        CORE => Err(LoadError::CoreModule),
+        other => Err(LoadError::Malformed(format!(
+            "unknown version/layer {other:?}"
+        ))),
+    }
+}
+
+/// Compiles on another thread so a compile bomb cannot hold the caller past the deadline.
+pub fn compile(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+    deadline: Duration,
+) -> Result<Component, LoadError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let engine = engine.clone();
+    let bytes = bytes.to_vec();
+    std::thread::Builder::new()
+        .name("policy-compile".into())
+        .spawn(move || {
+            let _ = tx.send(Component::new(&engine, &bytes).map_err(|e| format!("{e:#}")));
+        })?;
+    match rx.recv_timeout(deadline) {
+        Ok(result) => result.map_err(LoadError::Compile),
+        Err(_) => Err(LoadError::CompileDeadline(deadline)),
+    }
+}
+
+/// Lists imports and exports, rejecting any import outside the allowed set by name.
+pub fn inspect(
+    engine: &wasmtime::Engine,
+    component: &Component,
+) -> Result<(Vec<String>, Vec<String>), LoadError> {
+    let ty = component.component_type();
+    let mut imports = Vec::new();
+    for (name, item) in ty.imports(engine) {
+        let unversioned = name.split('@').next().unwrap_or(name);
+        let allowed = unversioned == HOST_INTERFACE
+            || unversioned == "tollgate:policy/types"
+            || ALLOWED_INTERFACES.contains(&unversioned);
+        if !allowed || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+            return Err(LoadError::ForbiddenImport {
+                import: name.to_owned(),
+            });
+        }
+        imports.push(name.to_owned());
+    }
+    let exports = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    Ok((imports, exports))
+}
+
+/// Precompiled artifacts on disk, keyed by module digest and engine compatibility.
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    dir: PathBuf,
+    compat: String,
+}
+
+impl ArtifactCache {
+    pub fn new(dir: &Path, engine: &wasmtime::Engine) -> std::io::Result<Self> {
+        use std::hash::{Hash, Hasher};
+        std::fs::create_dir_all(dir)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Ok(Self {
+            dir: dir.to_owned(),
+            compat: format!("{:016x}", hasher.finish()),
+        })
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.join(format!("{hex}-{}.cwasm", self.compat))
+    }
+
+    /// Reads an artifact this server wrote earlier for the same module and engine settings.
+    pub fn get(&self, engine: &wasmtime::Engine, digest: &str) -> Option<Component> {
+        let path = self.path(digest);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file name carries the module's digest and this engine's compatibility
+        // hash, and only `put` below (this server) writes files in this directory.
+        #[expect(
+            unsafe_code,
+            reason = "reads only artifacts this server serialized itself"
+        )]
+        let component = unsafe { Component::deserialize_file(engine, &path) };
+        match component {
+            Ok(component) => Some(component),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "discarding unreadable artifact");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Writes an artifact atomically (temporary file, then rename).
+    pub fn put(&self, digest: &str, component: &Component) -> Result<(), LoadError> {
+        let bytes = component
+            .serialize()
+            .map_err(|e| LoadError::Compile(format!("serialize: {e:#}")))?;
+        let path = self.path(digest);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,38 @@
+//! The stock `rules` policy: declarative trust rules read from the identity's config.
+//!
+//! Every key present must match (AND); each list matches when any entry matches (OR). See
+//! `config.rs` for the keys. A config must bind the workload by at least one of `subjects`,
+//! `namespaces`, `service_accounts` or `service_account_uids`.
+
+mod config;
+mod matchers;
+
+pub use config::RulesConfig;
+use tollgate_policy::{Decision, Grant, Policy, Request, export_policy};
+
+/// The stock declarative policy.
+pub struct Rules;
+
+impl Policy for Rules {
+    type Config = RulesConfig;
+
+    fn validate_config(config: &RulesConfig) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn evaluate(config: &RulesConfig, request: &Request) -> Decision {
+        if let Err(denial) = matchers::check(config, request) {
+            return Decision::Deny(denial);
+        }
+        let mut grant = Grant::new();
+        if let Some(g) = &config.grant {
+            grant = grant.scopes(g.scopes.iter().cloned());
+            if let Some(ttl) = g.ttl_seconds {
+                grant = grant.ttl_seconds(ttl);
+            }
+        }
+        Decision::allow(grant)
+    }
+}
+
+export_policy!(Rules);
