@@ -1,1 +1,194 @@
-fn main() {}
+//! Per-decision cost of the stock `rules` policy: sandboxed (fresh instance + evaluate, as the
+//! server does it) next to the same rules compiled natively, in one run.
+//!
+//! Run: `cargo bench -p tollgate --bench decision` (builds the policy for wasm32-wasip2 itself).
+//! Prints p50/p99/mean per decision for both and the ratios against the targets.
+
+#[path = "../../tests/src/fixtures.rs"]
+#[allow(dead_code, reason = "shared helper: the bench uses part of it")]
+mod fixtures;
+
+use serde_json::{Value, json};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use tollgate::policy::bindings::Request;
+use tollgate::policy::{ExchangeContext, Limits, PolicyEngine, build_request};
+
+const ROUNDS: usize = 20_000;
+
+fn claims(namespace: &str, sa: &str, pod: &str) -> Value {
+    json!({
+        "iss": "https://k8s.example", "sub": format!("system:serviceaccount:{namespace}:{sa}"),
+        "aud": ["https://sts.example.com/acme"], "iat": 1_700_000_000, "exp": 1_700_003_600,
+        "nbf": 1_700_000_000, "jti": "0c5c8f2e-4f7a-4b0e-9c55-6f1c2a6f0e11",
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": sa, "uid": "7f1c2a6f-0e11-4b0e-9c55-0c5c8f2e4f7a"},
+            "pod": {"name": pod, "uid": "a1b2c3d4-0000-4b0e-9c55-6f1c2a6f0e11"},
+            "node": {"name": "pool-a-7f9c", "uid": "n1"}
+        }
+    })
+}
+
+/// A realistic identity: subject, namespace, SA, audience, pod binding and a claim matcher.
+fn config() -> String {
+    json!({
+        "subjects": ["system:serviceaccount:prod:*", "system:serviceaccount:team-*:deployer"],
+        "namespaces": ["prod", "team-*"],
+        "service_accounts": ["deployer", "ci-*"],
+        "audiences": ["https://sts.example.com/acme"],
+        "pod": {"required": true, "names": ["api-*", "worker-*"]},
+        "node": {"required": false, "names": ["pool-a-*"]},
+        "max_token_age_seconds": 3600,
+        "claims": {"/kubernetes.io/pod/name": ["api-*", "worker-*"]},
+        "grant": {"scopes": ["registry.pull", "registry.push"], "ttl_seconds": 900}
+    })
+    .to_string()
+}
+
+fn requests() -> Vec<Request> {
+    let exchange = ExchangeContext {
+        tenant: "acme".into(),
+        identity: "deployer".into(),
+        requested_scopes: vec!["registry.pull".into()],
+        now: 1_700_000_100,
+        ..Default::default()
+    };
+    [
+        ("prod", "deployer", "api-7d9f8b6c5-x2x9z"), // allow
+        ("team-a", "deployer", "worker-1"),          // allow
+        ("dev", "deployer", "api-1"),                // deny: namespace
+        ("prod", "ci-runner", "debug-shell"),        // deny: pod
+    ]
+    .iter()
+    .map(|(ns, sa, pod)| build_request(&claims(ns, sa, pod), exchange.clone(), &config()).unwrap())
+    .collect()
+}
+
+fn to_sdk(r: &Request) -> tollgate_policy::Request {
+    let k = r.token.kubernetes.as_ref().unwrap();
+    let obj = |o: &tollgate::policy::bindings::ObjectRef| {
+        tollgate_policy::ObjectRef::new(&o.name, &o.uid)
+    };
+    tollgate_policy::Request {
+        token: tollgate_policy::Token {
+            issuer: r.token.issuer.clone(),
+            subject: r.token.subject.clone(),
+            audiences: r.token.audiences.clone(),
+            issued_at: r.token.issued_at,
+            not_before: r.token.not_before,
+            expires_at: r.token.expires_at,
+            jwt_id: r.token.jwt_id.clone(),
+            kubernetes: Some(tollgate_policy::KubernetesClaims {
+                namespace: k.namespace.clone(),
+                service_account: obj(&k.service_account),
+                pod: k.pod.as_ref().map(obj),
+                node: k.node.as_ref().map(obj),
+                secret: None,
+            }),
+            claims_json: r.token.claims_json.clone(),
+        },
+        exchange: tollgate_policy::Exchange {
+            tenant: r.exchange.tenant.clone(),
+            identity: r.exchange.identity.clone(),
+            requested_audiences: r.exchange.requested_audiences.clone(),
+            requested_scopes: r.exchange.requested_scopes.clone(),
+            client_address: r.exchange.client_address.clone(),
+            now: r.exchange.now,
+        },
+        config: r.config.clone(),
+    }
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn measure(mut f: impl FnMut(usize) -> bool) -> (Stats, usize) {
+    for i in 0..ROUNDS / 10 {
+        black_box(f(i));
+    }
+    let mut samples = Vec::with_capacity(ROUNDS);
+    let mut allowed = 0;
+    for i in 0..ROUNDS {
+        let start = Instant::now();
+        let allow = black_box(f(i));
+        samples.push(start.elapsed());
+        allowed += allow as usize;
+    }
+    samples.sort();
+    let mean = samples.iter().sum::<Duration>() / ROUNDS as u32;
+    let stats = Stats {
+        p50: samples[ROUNDS / 2],
+        p99: samples[ROUNDS * 99 / 100],
+        mean,
+    };
+    (stats, allowed)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let engine = PolicyEngine::new(Limits::default()).expect("engine");
+    let module = engine.load(&fixtures::module("rules")).expect("load rules");
+    let requests = requests();
+    let native: Vec<_> = requests.iter().map(to_sdk).collect();
+
+    // The two must agree before their speed means anything.
+    for (wasm, native) in requests.iter().zip(&native) {
+        let sandboxed = engine.evaluate(&module, wasm).decision.is_allow();
+        let direct =
+            tollgate_policy::evaluate_json::<rules::Rules>(&native.config, native).is_allow();
+        assert_eq!(sandboxed, direct, "sandbox and native disagree");
+    }
+    let fuel = engine.evaluate(&module, &requests[0]).fuel_used;
+
+    let (sandbox, allowed_s) = measure(|i| {
+        engine
+            .evaluate(&module, &requests[i % requests.len()])
+            .decision
+            .is_allow()
+    });
+    let (direct, allowed_n) = measure(|i| {
+        let r = &native[i % native.len()];
+        tollgate_policy::evaluate_json::<rules::Rules>(&r.config, r).is_allow()
+    });
+    assert_eq!(allowed_s, allowed_n);
+
+    println!(
+        "rules policy, {ROUNDS} decisions each (half allow, half deny), fuel per decision ~{fuel}"
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>14}",
+        "", "p50 µs", "p99 µs", "mean µs", "decisions/s"
+    );
+    for (name, s) in [
+        ("sandboxed (fresh instance + eval)", &sandbox),
+        ("native Rust", &direct),
+    ] {
+        println!(
+            "{name:<34} {:>10.2} {:>10.2} {:>10.2} {:>14.0}",
+            us(s.p50),
+            us(s.p99),
+            us(s.mean),
+            1.0 / s.mean.as_secs_f64()
+        );
+    }
+    let ratio = us(sandbox.p50) / us(direct.p50);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!("ratio sandboxed/native (p50): {ratio:.2}x");
+    println!(
+        "target p50 < 15 µs: {} ({:.2} µs)",
+        verdict(us(sandbox.p50) < 15.0),
+        us(sandbox.p50)
+    );
+    println!(
+        "target within 5x of native: {} ({ratio:.2}x)",
+        verdict(ratio <= 5.0)
+    );
+}

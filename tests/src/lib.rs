@@ -1,1 +1,3 @@
-//! End-to-end tests live in `tests/tests/`.
+//! Support for Tollgate's end-to-end tests: the tests themselves live in `tests/tests/`.
+
+pub mod fixtures;

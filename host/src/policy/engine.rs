@@ -260,7 +260,7 @@ fn engine_config(limits: &Limits) -> Config {
         .max_memory_size(limits.memory_bytes)
         .table_elements(limits.table_elements)
         // Reset memory by memset rather than madvise: cheaper for small guests.
-        .linear_memory_keep_resident(1 << 20)
+        .linear_memory_keep_resident(0)
         .table_keep_resident(1 << 16);
     let mut config = Config::new();
     config

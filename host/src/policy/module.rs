@@ -166,18 +166,20 @@ impl ArtifactCache {
     }
 
     /// Reads an artifact this server wrote earlier for the same module and engine settings.
+    ///
+    /// The file is read into memory rather than mapped: a cache file truncated or rewritten
+    /// while the server runs must not be able to fault a live module (SIGBUS).
     pub fn get(&self, engine: &wasmtime::Engine, digest: &str) -> Option<Component> {
         let path = self.path(digest);
-        if !path.exists() {
-            return None;
-        }
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: the file name carries the module's digest and this engine's compatibility
-        // hash, and only `put` below (this server) writes files in this directory.
+        // hash, and only `put` below (this server) writes files in this directory; wasmtime
+        // still checks the header and engine compatibility of what it reads.
         #[expect(
             unsafe_code,
             reason = "reads only artifacts this server serialized itself"
         )]
-        let component = unsafe { Component::deserialize_file(engine, &path) };
+        let component = unsafe { Component::deserialize(engine, &bytes) };
         match component {
             Ok(component) => Some(component),
             Err(error) => {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine. Installs what it needs (the wasm32-wasip2 target), builds
+# the policies, runs the policy harness over every policies/*/cases.yaml, then the Rust tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain and wasm32-wasip2 target"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target add wasm32-wasip2
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "policies for wasm32-wasip2"
+policies=()
+for dir in policies/*/; do policies+=(-p "$(basename "$dir")"); done
+cargo build --release --locked --target wasm32-wasip2 "${policies[@]}"
+
+step "policy harness over policies/*/cases.yaml"
+cargo build --locked -p tollgate
+for cases in policies/*/cases.yaml; do
+    ./target/debug/tollgate policy test "$cases"
+done
+
+step "Rust tests (unit, sandbox, CLI, end to end)"
+cargo test --workspace --locked
