@@ -147,6 +147,28 @@ fn main() {
         assert_eq!(sandboxed, direct, "sandbox and native disagree");
     }
     let fuel = engine.evaluate(&module, &requests[0]).fuel_used;
+    if std::env::var("FUEL_BREAKDOWN").is_ok() {
+        let mut r = requests[0].clone();
+        println!("fuel: evaluate full {fuel}");
+        let mut cfg: Value = serde_json::from_str(&config()).unwrap();
+        cfg.as_object_mut().unwrap().remove("claims");
+        r.config = cfg.to_string();
+        println!(
+            "fuel: evaluate without claims {}",
+            engine.evaluate(&module, &r).fuel_used
+        );
+        r.config = r#"{"subjects":["system:serviceaccount:prod:*"]}"#.into();
+        println!(
+            "fuel: evaluate subjects only {}",
+            engine.evaluate(&module, &r).fuel_used
+        );
+        let mut small = r.clone();
+        small.token.claims_json = "{}".into();
+        println!(
+            "fuel: evaluate subjects only, claims_json {{}} {}",
+            engine.evaluate(&module, &small).fuel_used
+        );
+    }
 
     let (sandbox, allowed_s) = measure(|i| {
         engine
@@ -159,6 +181,12 @@ fn main() {
         tollgate_policy::evaluate_json::<rules::Rules>(&r.config, r).is_allow()
     });
     assert_eq!(allowed_s, allowed_n);
+    // The fixed cost: a fresh instance and a call that does almost nothing.
+    let (floor, _) = measure(|_| {
+        engine
+            .validate_config(&module, r#"{"subjects":["a"]}"#)
+            .is_ok()
+    });
 
     println!(
         "rules policy, {ROUNDS} decisions each (half allow, half deny), fuel per decision ~{fuel}"
@@ -170,6 +198,7 @@ fn main() {
     for (name, s) in [
         ("sandboxed (fresh instance + eval)", &sandbox),
         ("native Rust", &direct),
+        ("  floor: instance + trivial call", &floor),
     ] {
         println!(
             "{name:<34} {:>10.2} {:>10.2} {:>10.2} {:>14.0}",
@@ -178,6 +207,19 @@ fn main() {
             us(s.mean),
             1.0 / s.mean.as_secs_f64()
         );
+    }
+    if let Ok(path) = std::env::var("EXTRA_WASM") {
+        let extra = engine.load(&std::fs::read(path).unwrap()).unwrap();
+        println!("extra imports: {}", extra.info.imports.len());
+        let (x, _) = measure(|_| engine.validate_config(&extra, "{}").is_ok());
+        println!("extra floor p50 {:.2} p99 {:.2}", us(x.p50), us(x.p99));
+        let (x, _) = measure(|i| {
+            engine
+                .evaluate(&extra, &requests[i % requests.len()])
+                .decision
+                .is_allow()
+        });
+        println!("extra eval p50 {:.2} p99 {:.2}", us(x.p50), us(x.p99));
     }
     let ratio = us(sandbox.p50) / us(direct.p50);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };

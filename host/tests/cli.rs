@@ -159,13 +159,25 @@ fn check_reports_world_exports_imports_size_and_compile_time() {
         "world:    tollgate:policy/trust-policy@0.1.0",
         "exports:  evaluate, validate-config",
         "tollgate:policy/host@0.1.0",
-        "wasi:cli/stdout@",
         "size:     ",
         "compile:  ",
         "digest:   sha256:",
     ] {
         assert!(stdout.contains(needle), "missing `{needle}` in\n{stdout}");
     }
+}
+
+#[test]
+fn check_lists_the_wasi_imports_of_a_std_policy() {
+    // The stock `rules` is `no_std` and imports only the host; a `std` policy imports the
+    // minimal WASI set, and `check` shows it.
+    let rules = text(&tollgate(&["policy", "check", &rules()]).stdout);
+    assert!(!rules.contains("wasi:"), "{rules}");
+    let team = fixtures::module_path("team-scopes");
+    let out = tollgate(&["policy", "check", team.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("wasi:cli/stdout@0.2"), "{stdout}");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Parsing an identity's policy config with clear errors.
 
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
 use serde::de::DeserializeOwned;
-use std::fmt;
 
 /// Why a config could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl core::error::Error for ConfigError {}
 
 impl From<ConfigError> for String {
     fn from(error: ConfigError) -> Self {

@@ -1,5 +1,7 @@
 //! What a policy answers: allow with a grant, or deny with a reason.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use serde::Serialize;
 
 /// What an allowed workload receives. Build it with [`Grant::new`] and the chained setters.

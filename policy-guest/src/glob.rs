@@ -10,7 +10,9 @@
 //! This module turns a pattern into a regular expression; the host compiles and caches it, so
 //! matching is linear in the length of the text whatever the pattern.
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use core::fmt;
 
 /// Longest pattern accepted, in bytes: patterns come from tenants, keep them bounded.
 pub const MAX_PATTERN_LEN: usize = 1024;
@@ -30,7 +32,7 @@ impl fmt::Display for GlobError {
     }
 }
 
-impl std::error::Error for GlobError {}
+impl core::error::Error for GlobError {}
 
 /// Checks that `pattern` is a valid glob.
 pub fn validate(pattern: &str) -> Result<(), GlobError> {
@@ -89,7 +91,7 @@ pub fn to_regex(pattern: &str) -> Result<String, GlobError> {
 }
 
 fn translate_class(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    chars: &mut core::iter::Peekable<core::str::Chars<'_>>,
     out: &mut String,
 ) -> Result<(), &'static str> {
     let negated = matches!(chars.peek(), Some('!' | '^'));

@@ -50,15 +50,17 @@ mod imp {
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
     use super::Level;
+    use alloc::borrow::ToOwned;
+    use alloc::string::String;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    thread_local! {
+    std::thread_local! {
         static CACHE: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
     }
 
     pub fn log(level: Level, message: &str) {
-        eprintln!("[policy {level:?}] {message}");
+        std::eprintln!("[policy {level:?}] {message}");
     }
 
     pub fn glob_match(pattern: &str, text: &str) -> bool {

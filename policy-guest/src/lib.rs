@@ -53,14 +53,24 @@
 //! assert_eq!(decision.grant().unwrap().scopes, ["read"]);
 //! ```
 //!
+//! Inside the sandbox the SDK installs a bump allocator (feature `bump-alloc`, on by default):
+//! an instance lives for one decision, so nothing is ever freed for real.
+//!
 //! The crate needs `crate-type = ["cdylib", "rlib"]`: `cdylib` for the component, `rlib` for
 //! native tests. Check and unit-test the built module with `tollgate policy check` and
 //! `tollgate policy test`.
+
+#![no_std]
+
+extern crate alloc;
+#[cfg(any(test, not(target_arch = "wasm32")))]
+extern crate std;
 
 pub mod config;
 pub mod decision;
 pub mod glob;
 pub mod host;
+pub mod json;
 pub mod types;
 
 pub use config::{ConfigError, parse as parse_config};
@@ -68,6 +78,7 @@ pub use decision::{Decision, Denial, Grant};
 pub use host::{Level, glob_match, log};
 pub use types::{Exchange, KubernetesClaims, ObjectRef, Request, Token};
 
+use alloc::string::{String, ToString};
 use serde::de::DeserializeOwned;
 
 /// A trust policy. Implement it and register the type with [`export_policy!`].
@@ -121,7 +132,7 @@ macro_rules! export_policy {
                     $crate::__private::evaluate::<$policy>(request)
                 }
 
-                fn validate_config(config: ::std::string::String) -> Result<(), ::std::string::String> {
+                fn validate_config(config: $crate::__private::String) -> Result<(), $crate::__private::String> {
                     $crate::validate_json::<$policy>(&config)
                 }
             }
@@ -139,6 +150,76 @@ pub mod __private {
     pub use crate::bindings::tollgate::policy::types::{
         Decision as WitDecision, Request as WitRequest,
     };
+    pub use alloc::string::String;
+
+    /// Logs the panic through the host, then traps: the decision fails closed.
+    pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        crate::log(
+            crate::Level::Warn,
+            &alloc::format!("policy panicked: {info}"),
+        );
+        core::arch::wasm32::unreachable()
+    }
+
+    /// The canonical ABI allocator for `no_std` policies, on the exclusive bump heap.
+    ///
+    /// # Safety
+    ///
+    /// `old` must be null with `old_len == 0`, or a block of `old_len` bytes with alignment
+    /// `align` returned by this function.
+    #[cfg(feature = "bump-alloc")]
+    #[allow(unsafe_code, reason = "raw allocation for the canonical ABI")]
+    pub unsafe fn cabi_realloc(
+        old: *mut u8,
+        old_len: usize,
+        align: usize,
+        new_len: usize,
+    ) -> *mut u8 {
+        use alloc::alloc::{Layout, alloc, realloc};
+        crate::ALLOCATOR.use_exclusive_heap();
+        let ptr = if old_len == 0 {
+            if new_len == 0 {
+                return align as *mut u8;
+            }
+            let Ok(layout) = Layout::from_size_align(new_len, align) else {
+                core::arch::wasm32::unreachable()
+            };
+            // SAFETY: `layout` has a non-zero size.
+            unsafe { alloc(layout) }
+        } else {
+            let Ok(layout) = Layout::from_size_align(old_len, align) else {
+                core::arch::wasm32::unreachable()
+            };
+            // SAFETY: the caller guarantees `old` was allocated with `layout`.
+            unsafe { realloc(old, layout, new_len) }
+        };
+        if ptr.is_null() {
+            core::arch::wasm32::unreachable()
+        }
+        ptr
+    }
+
+    /// `memcmp` for `no_std` policies: a plain loop (never a call to `memcmp` itself).
+    ///
+    /// # Safety
+    ///
+    /// `a` and `b` must be readable for `n` bytes.
+    #[allow(
+        unsafe_code,
+        reason = "raw memory comparison for the compiler's memcmp calls"
+    )]
+    pub unsafe fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i < n` and both ranges are readable for `n` bytes.
+            let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
+            if x != y {
+                return i32::from(x) - i32::from(y);
+            }
+            i += 1;
+        }
+        0
+    }
 
     pub fn evaluate<P: crate::Policy>(request: WitRequest) -> WitDecision {
         let request = crate::convert::request(request);
@@ -148,6 +229,65 @@ pub mod __private {
 
 #[cfg(target_arch = "wasm32")]
 mod convert;
+
+/// Makes a `#![no_std]` policy a complete component: a panic handler that logs the panic
+/// through the host and traps, and the `cabi_realloc` export wasi-libc would otherwise provide.
+///
+/// A `no_std` policy imports nothing but `tollgate:policy/host` — no WASI at all — so the host
+/// instantiates it several times faster, and the SDK's bump allocator may use the free part of
+/// the initial memory. Call it once at the crate root, next to [`export_policy!`]; the
+/// `bump-alloc` feature must stay on. Build such a crate on its own (`cargo build -p NAME`):
+/// built together with crates that enable `std` features of `serde`, feature unification would
+/// link `std` into it as well.
+#[macro_export]
+macro_rules! no_std_runtime {
+    () => {
+        #[cfg(target_arch = "wasm32")]
+        #[panic_handler]
+        fn tollgate_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::__private::panic(info)
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, reason = "the canonical ABI's allocation export")]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn cabi_realloc(
+            old: *mut u8,
+            old_len: usize,
+            align: usize,
+            new_len: usize,
+        ) -> *mut u8 {
+            // SAFETY: called by the canonical ABI with a block it got from this function.
+            unsafe { $crate::__private::cabi_realloc(old, old_len, align, new_len) }
+        }
+
+        // wasi-libc would provide these; the compiler emits calls to them for slice equality.
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, reason = "libc symbol the compiler calls")]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            // SAFETY: the compiler passes two readable ranges of `n` bytes.
+            unsafe { $crate::__private::memcmp(a, b, n) }
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, reason = "libc symbol the compiler calls")]
+        #[unsafe(no_mangle)]
+        unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+            // SAFETY: as for `memcmp`.
+            unsafe { $crate::__private::memcmp(a, b, n) }
+        }
+    };
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "bump-alloc"))]
+mod bump;
+
+/// Inside the sandbox every instance serves one decision and is thrown away: a bump allocator
+/// is all it needs, and it is several times cheaper in fuel than a general-purpose one.
+#[cfg(all(target_arch = "wasm32", feature = "bump-alloc"))]
+#[global_allocator]
+static ALLOCATOR: bump::BumpAllocator = bump::BumpAllocator::new();
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

@@ -1,7 +1,10 @@
 //! The `rules` config (DESIGN.md contract 2) and its validation.
 
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use tollgate_policy::glob;
 
 /// The identity's declarative trust rules.

@@ -3,10 +3,18 @@
 //! Every key present must match (AND); each list matches when any entry matches (OR). See
 //! `config.rs` for the keys. A config must bind the workload by at least one of `subjects`,
 //! `namespaces`, `service_accounts` or `service_account_uids`.
+//!
+//! The crate is `no_std` so its component imports nothing but the Tollgate host interface;
+//! build it on its own (`cargo build -p rules --target wasm32-wasip2 --release`).
+
+#![no_std]
+
+extern crate alloc;
 
 mod config;
 mod matchers;
 
+use alloc::string::String;
 pub use config::RulesConfig;
 use tollgate_policy::{Decision, Grant, Policy, Request, export_policy};
 
@@ -36,3 +44,5 @@ impl Policy for Rules {
 }
 
 export_policy!(Rules);
+// No std, no wasi-libc, no WASI imports: the cheapest component to instantiate.
+tollgate_policy::no_std_runtime!();

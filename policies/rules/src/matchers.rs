@@ -1,6 +1,9 @@
 //! Each rule as a check that either passes or explains the denial.
 
 use crate::config::{Binding, RulesConfig};
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
 use tollgate_policy::{Denial, ObjectRef, Request, glob_match};
 
 type Check = Result<(), Denial>;
@@ -20,13 +23,13 @@ fn any_glob(patterns: &[String], text: &str) -> bool {
 pub fn check(config: &RulesConfig, request: &Request) -> Check {
     let token = &request.token;
     let k8s = token.kubernetes.as_ref();
-    if let Some(subjects) = &config.subjects {
-        if !any_glob(subjects, &token.subject) {
-            return Err(deny(
-                "subject",
-                format!("subject `{}` matches no rule", token.subject),
-            ));
-        }
+    if let Some(subjects) = &config.subjects
+        && !any_glob(subjects, &token.subject)
+    {
+        return Err(deny(
+            "subject",
+            format!("subject `{}` matches no rule", token.subject),
+        ));
     }
     if let Some(namespaces) = &config.namespaces {
         let ns = k8s.map(|k| k.namespace.as_str());
@@ -58,13 +61,13 @@ pub fn check(config: &RulesConfig, request: &Request) -> Check {
             ));
         }
     }
-    if let Some(audiences) = &config.audiences {
-        if !token.audiences.iter().any(|a| audiences.contains(a)) {
-            return Err(deny(
-                "audience",
-                "token carries none of the required audiences",
-            ));
-        }
+    if let Some(audiences) = &config.audiences
+        && !token.audiences.iter().any(|a| audiences.contains(a))
+    {
+        return Err(deny(
+            "audience",
+            "token carries none of the required audiences",
+        ));
     }
     binding("pod", config.pod.as_ref(), k8s.and_then(|k| k.pod.as_ref()))?;
     binding(
@@ -85,7 +88,7 @@ pub fn check(config: &RulesConfig, request: &Request) -> Check {
         }
     }
     if let Some(claims) = &config.claims {
-        claim_rules(claims, &request.token.claims_json)?;
+        claim_rules(claims, &request.token)?;
     }
     Ok(())
 }
@@ -102,15 +105,16 @@ fn binding(kind: &str, rule: Option<&Binding>, bound: Option<&ObjectRef>) -> Che
     }
 }
 
-fn claim_rules(rules: &std::collections::BTreeMap<String, Vec<String>>, json: &str) -> Check {
-    let claims: serde_json::Value =
-        serde_json::from_str(json).map_err(|_| deny("claim", "token claims are not valid JSON"))?;
+fn claim_rules(
+    rules: &BTreeMap<String, alloc::vec::Vec<String>>,
+    token: &tollgate_policy::Token,
+) -> Check {
     for (pointer, patterns) in rules {
-        let matched = match claims.pointer(pointer) {
+        let matched = match token.claim(pointer) {
             Some(serde_json::Value::Array(items)) => {
                 items.iter().any(|v| value_matches(patterns, v))
             }
-            Some(value) => value_matches(patterns, value),
+            Some(value) => value_matches(patterns, &value),
             None => false,
         };
         if !matched {
