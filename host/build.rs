@@ -1,0 +1,62 @@
+//! Builds the stock `rules` policy for `wasm32-wasip2` and embeds it as `builtin:rules`, so
+//! `tollgate serve` has it ready without any file next to the binary.
+//!
+//! The policy is built by a nested cargo in a target directory of its own (no lock shared with
+//! the outer build), with the outer build's compiler wrappers and flags removed.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
+    let root = manifest.parent().expect("workspace root").to_owned();
+    for watched in [
+        "policies/rules/src",
+        "policies/rules/Cargo.toml",
+        "policies/rules/build.rs",
+        "policy-guest/src",
+        "policy-guest/Cargo.toml",
+        "wit",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("out dir"));
+    let target_dir = out.join("policies");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "rules",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .expect("run cargo to build the stock rules policy");
+    assert!(
+        status.success(),
+        "building the stock `rules` policy failed; is the target installed? \
+         run `rustup target add wasm32-wasip2`"
+    );
+    let wasm = target_dir.join("wasm32-wasip2/release/rules.wasm");
+    println!("cargo:rustc-env=TOLLGATE_BUILTIN_RULES={}", wasm.display());
+}

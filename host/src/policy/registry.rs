@@ -1,0 +1,64 @@
+//! Loaded policy modules by address: `builtin:rules` and uploaded `sha256:` digests.
+//!
+//! Modules are compiled when they are uploaded (or, at start, read from the artifact cache);
+//! the exchange path only ever looks them up.
+
+use super::engine::PolicyEngine;
+use super::module::{LoadError, PolicyModule};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The address of the stock declarative policy.
+pub const BUILTIN_RULES: &str = "builtin:rules";
+
+/// The stock `rules` component, built by `host/build.rs`.
+pub const BUILTIN_RULES_WASM: &[u8] = include_bytes!(env!("TOLLGATE_BUILTIN_RULES"));
+
+/// Policy modules ready to evaluate, keyed by `(tenant, address)`; built-ins have no tenant.
+pub struct PolicyRegistry {
+    engine: Arc<PolicyEngine>,
+    modules: RwLock<HashMap<(String, String), Arc<PolicyModule>>>,
+    builtin_rules: Arc<PolicyModule>,
+}
+
+impl PolicyRegistry {
+    /// A registry with the built-in policies loaded.
+    pub fn new(engine: Arc<PolicyEngine>) -> Result<Self, LoadError> {
+        let builtin_rules = Arc::new(engine.load(BUILTIN_RULES_WASM)?);
+        Ok(Self {
+            engine,
+            modules: RwLock::default(),
+            builtin_rules,
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
+    /// Compiles (or reads the cached artifact of) a tenant's module and makes it available.
+    /// Returns the loaded module; its `info.digest` is its address.
+    pub fn load(&self, tenant: &str, bytes: &[u8]) -> Result<Arc<PolicyModule>, LoadError> {
+        let module = Arc::new(self.engine.load(bytes)?);
+        self.modules
+            .write()
+            .expect("policy registry poisoned")
+            .insert(
+                (tenant.to_owned(), module.info.digest.clone()),
+                module.clone(),
+            );
+        Ok(module)
+    }
+
+    /// The module at `address` for `tenant`: a built-in, or one of the tenant's own uploads.
+    pub fn get(&self, tenant: &str, address: &str) -> Option<Arc<PolicyModule>> {
+        if address == BUILTIN_RULES {
+            return Some(self.builtin_rules.clone());
+        }
+        self.modules
+            .read()
+            .expect("policy registry poisoned")
+            .get(&(tenant.to_owned(), address.to_owned()))
+            .cloned()
+    }
+}
