@@ -61,7 +61,9 @@ impl Store {
             }
         })?;
         if inserted.rows_affected() == 0 {
-            return Err(StoreError::Conflict("this API key already exists".to_owned()));
+            return Err(StoreError::Conflict(
+                "this API key already exists".to_owned(),
+            ));
         }
         Ok(key)
     }
@@ -100,9 +102,7 @@ impl Store {
             Some(tenant) => sqlx::query("DELETE FROM api_keys WHERE id = $1 AND tenant = $2")
                 .bind(id)
                 .bind(tenant),
-            None => {
-                sqlx::query("DELETE FROM api_keys WHERE id = $1 AND tenant IS NULL").bind(id)
-            }
+            None => sqlx::query("DELETE FROM api_keys WHERE id = $1 AND tenant IS NULL").bind(id),
         };
         Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
