@@ -4,9 +4,10 @@ use super::{identity, issuer, tenant_with_issuer};
 use crate::policy::module::digest;
 use crate::store::{DecisionRecord, Store, StoreError};
 
-on_sqlite!(same_names_stay_apart, no_references_across_tenants);
+on_each_backend!(same_names_stay_apart, no_references_across_tenants);
 
-async fn same_names_stay_apart(store: &Store) {
+async fn same_names_stay_apart(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     tenant_with_issuer(store, "a").await;
     tenant_with_issuer(store, "b").await;
     // Same issuer name and URL in both tenants, registered independently.
@@ -123,7 +124,8 @@ async fn same_names_stay_apart(store: &Store) {
     );
 }
 
-async fn no_references_across_tenants(store: &Store) {
+async fn no_references_across_tenants(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     tenant_with_issuer(store, "a").await;
     store.create_tenant("b").await.unwrap();
     store

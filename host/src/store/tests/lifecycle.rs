@@ -6,10 +6,10 @@ use crate::store::{
     Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, generate_api_key, hash_api_key,
 };
 
-#[tokio::test]
-async fn restart_keeps_everything() {
-    let dir = TempDir::new();
-    let store = Store::open(&dir.url()).await.unwrap();
+on_each_backend!(restart_keeps_everything, concurrent_writers_do_not_fail);
+
+async fn restart_keeps_everything(url: &str) {
+    let store = Store::open(url).await.unwrap();
     tenant_with_issuer(&store, "a").await;
     let key = store
         .create_api_key(Some("a"), &hash_api_key("s"), "ci")
@@ -51,7 +51,7 @@ async fn restart_keeps_everything() {
     drop(store);
 
     // Reopening runs the migrations again: they must recognise the applied schema.
-    let store = Store::open(&dir.url()).await.unwrap();
+    let store = Store::open(url).await.unwrap();
     assert_eq!(store.list_tenants().await.unwrap(), tenants);
     assert_eq!(
         store.find_api_key(&hash_api_key("s")).await.unwrap(),
@@ -154,9 +154,8 @@ async fn unsupported_urls_are_refused_without_echoing_secrets() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_do_not_fail() {
-    let (_dir, store) = sqlite_store().await;
+async fn concurrent_writers_do_not_fail(url: &str) {
+    let store = Store::open(url).await.unwrap();
     tenant_with_issuer(&store, "a").await;
     let tasks: Vec<_> = (0..8)
         .map(|task| {

@@ -2,27 +2,14 @@
 
 use serde_json::json;
 
-use super::{identity, issuer, tenant_with_issuer};
+use super::{identity, issuer};
 use crate::policy::module::digest;
-use crate::store::{
-    DecisionRecord, IdentityRecord, MAX_DECISION_PAGE, SigningKeyRecord, Store, StoreError,
-    generate_api_key, hash_api_key,
-};
+use crate::store::{Store, StoreError, generate_api_key, hash_api_key};
 
-on_sqlite!(
-    tenants,
-    api_keys,
-    issuers,
-    policies,
-    identities,
-    identity_uids,
-    signing_keys,
-    decisions,
-    decision_pages,
-    ping
-);
+on_each_backend!(tenants, api_keys, issuers, policies, ping);
 
-async fn tenants(store: &Store) {
+async fn tenants(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     assert!(store.list_tenants().await.unwrap().is_empty());
     let b = store.create_tenant("b").await.unwrap();
     store.create_tenant("a").await.unwrap();
@@ -42,7 +29,8 @@ async fn tenants(store: &Store) {
     assert_eq!(names, ["a", "b"]);
 }
 
-async fn api_keys(store: &Store) {
+async fn api_keys(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     store.create_tenant("a").await.unwrap();
     assert_eq!(store.count_operator_keys().await.unwrap(), 0);
 
@@ -126,7 +114,8 @@ async fn api_keys(store: &Store) {
     assert_eq!(store.count_operator_keys().await.unwrap(), 0);
 }
 
-async fn issuers(store: &Store) {
+async fn issuers(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     assert!(matches!(
         store.put_issuer(&issuer("a", "cluster", "https://x")).await,
         Err(StoreError::NotFound(_))
@@ -182,7 +171,8 @@ async fn issuers(store: &Store) {
     assert_eq!(store.get_issuer("a", "prod").await.unwrap(), None);
 }
 
-async fn policies(store: &Store) {
+async fn policies(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     let bytes = b"\0asm not really a component".to_vec();
     let d = digest(&bytes);
     assert!(matches!(
@@ -233,257 +223,8 @@ async fn policies(store: &Store) {
     assert!(all.iter().any(|p| p.bytes == bytes && p.meta == renamed));
 }
 
-async fn identities(store: &Store) {
-    tenant_with_issuer(store, "a").await;
-    assert!(matches!(
-        store.put_identity(&identity("a", "x", "no-such-issuer")).await,
-        Err(StoreError::NotFound(m)) if m == "issuer `no-such-issuer` not found"
-    ));
-    assert!(matches!(
-        store.put_identity(&identity("nobody", "x", "cluster")).await,
-        Err(StoreError::NotFound(m)) if m == "tenant `nobody` not found"
-    ));
-    let mut with_policy = identity("a", "x", "cluster");
-    with_policy.policy = digest(b"module");
-    assert!(matches!(
-        store.put_identity(&with_policy).await,
-        Err(StoreError::NotFound(m)) if m.starts_with("policy `sha256:")
-    ));
-    store
-        .put_policy("a", &with_policy.policy, b"module", None)
-        .await
-        .unwrap();
-    with_policy.fuel = Some(5_000_000);
-    with_policy.accepted_audiences = vec!["tollgate".to_owned()];
-    let stored = store.put_identity(&with_policy).await.unwrap();
-    assert_eq!(
-        IdentityRecord {
-            uid: String::new(),
-            created_at: 0,
-            updated_at: 0,
-            ..stored.clone()
-        },
-        with_policy
-    );
-    assert_eq!(
-        store.get_identity("a", "x").await.unwrap(),
-        Some(stored.clone())
-    );
-    assert_eq!(
-        store.get_identity_by_uid(&stored.uid).await.unwrap(),
-        Some(stored.clone())
-    );
-    assert_eq!(store.get_identity("a", "y").await.unwrap(), None);
-
-    store
-        .put_identity(&identity("a", "b-first", "cluster"))
-        .await
-        .unwrap();
-    let ids: Vec<_> = store
-        .list_identities("a")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
-    assert_eq!(ids, ["b-first", "x"]);
-
-    assert!(store.delete_identity("a", "x").await.unwrap());
-    assert!(!store.delete_identity("a", "x").await.unwrap());
-    assert_eq!(store.get_identity("a", "x").await.unwrap(), None);
-    assert_eq!(store.get_identity_by_uid(&stored.uid).await.unwrap(), None);
-}
-
-async fn identity_uids(store: &Store) {
-    tenant_with_issuer(store, "a").await;
-    let first = store
-        .put_identity(&identity("a", "x", "cluster"))
-        .await
-        .unwrap();
-    let uid = &first.uid;
-    // A random version-4 UUID.
-    assert_eq!(uid.len(), 36, "{uid}");
-    assert_eq!(&uid[14..15], "4");
-    assert!("89ab".contains(&uid[19..20]), "{uid}");
-
-    // Updates keep uid and creation time, even when the caller sends another uid.
-    let mut update = identity("a", "x", "cluster");
-    update.scopes = vec!["read".to_owned()];
-    update.uid = "attacker-chosen".to_owned();
-    let updated = store.put_identity(&update).await.unwrap();
-    assert_eq!(updated.uid, first.uid);
-    assert_eq!(updated.created_at, first.created_at);
-    assert_eq!(updated.scopes, ["read"]);
-    assert_eq!(
-        store.get_identity_by_uid("attacker-chosen").await.unwrap(),
-        None
-    );
-
-    // Deleting and recreating gives a new uid: tokens naming the old one name nothing.
-    store.delete_identity("a", "x").await.unwrap();
-    let recreated = store
-        .put_identity(&identity("a", "x", "cluster"))
-        .await
-        .unwrap();
-    assert_ne!(recreated.uid, first.uid);
-    assert_eq!(store.get_identity_by_uid(&first.uid).await.unwrap(), None);
-
-    let mut uids = std::collections::HashSet::new();
-    for i in 0..50 {
-        let stored = store
-            .put_identity(&identity("a", &format!("id{i}"), "cluster"))
-            .await;
-        assert!(uids.insert(stored.unwrap().uid));
-    }
-}
-
-fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
-    SigningKeyRecord {
-        kid: kid.to_owned(),
-        alg: "ES256".to_owned(),
-        private_pkcs8: vec![0x30, 0x81, 0x87, 0, 1, 2, 255],
-        public_jwk: json!({"kty": "EC", "kid": kid}),
-        created_at,
-        retired_at: None,
-    }
-}
-
-async fn signing_keys(store: &Store) {
-    assert!(store.signing_keys().await.unwrap().is_empty());
-    store.insert_signing_key(&key("old", 100)).await.unwrap();
-    store.insert_signing_key(&key("new", 300)).await.unwrap();
-    store.insert_signing_key(&key("mid", 200)).await.unwrap();
-    assert!(matches!(
-        store.insert_signing_key(&key("mid", 400)).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let keys = store.signing_keys().await.unwrap();
-    let kids: Vec<_> = keys.iter().map(|k| k.kid.as_str()).collect();
-    assert_eq!(kids, ["new", "mid", "old"]);
-    assert_eq!(keys[2], key("old", 100));
-
-    assert_eq!(store.retire_signing_keys_before(300).await.unwrap(), 2);
-    // Already retired keys keep their retirement time.
-    assert_eq!(store.retire_signing_keys_before(300).await.unwrap(), 0);
-    let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys[0].retired_at, None);
-    let retired_at = keys[1].retired_at.unwrap();
-    assert!(retired_at >= crate::store::now() - 5);
-    assert_eq!(keys[2].retired_at, Some(retired_at));
-
-    assert_eq!(
-        store
-            .delete_signing_keys_retired_before(retired_at)
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .delete_signing_keys_retired_before(retired_at + 1)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(store.signing_keys().await.unwrap(), [key("new", 300)]);
-
-    let shown = format!("{:?}", key("k", 1));
-    assert!(
-        shown.contains("<redacted>") && !shown.contains("48, 129"),
-        "{shown}"
-    );
-    assert!(
-        !serde_json::to_string(&key("k", 1))
-            .unwrap()
-            .contains("private")
-    );
-}
-
-fn decision(tenant: &str, n: i64) -> DecisionRecord {
-    DecisionRecord {
-        tenant: tenant.to_owned(),
-        identity: "deployer".to_owned(),
-        at: 1_700_000_000 + n,
-        fuel_used: n,
-        ..DecisionRecord::default()
-    }
-}
-
-async fn decisions(store: &Store) {
-    let full = DecisionRecord {
-        id: 12345, // ignored
-        tenant: "a".to_owned(),
-        identity: "deployer".to_owned(),
-        at: 1_700_000_000,
-        allowed: true,
-        code: Some("ok".to_owned()),
-        reason: Some("matched `prod`".to_owned()),
-        source: Some("policy".to_owned()),
-        subject: Some("system:serviceaccount:prod:deployer".to_owned()),
-        issuer: Some("https://k8s.example".to_owned()),
-        policy_digest: Some(digest(b"p")),
-        fuel_used: 4242,
-        scopes: vec!["deploy".to_owned(), "read".to_owned()],
-        client_address: Some("10.0.0.7".to_owned()),
-        jti: Some("jti-1".to_owned()),
-    };
-    let id = store.append_decision(&full).await.unwrap();
-    let denied = decision("a", 1);
-    let id2 = store.append_decision(&denied).await.unwrap();
-    assert!(id2 > id);
-    let listed = store.list_decisions("a", 10, None).await.unwrap();
-    assert_eq!(
-        listed,
-        [
-            DecisionRecord { id: id2, ..denied },
-            DecisionRecord { id, ..full }
-        ]
-    );
-    assert!(store.list_decisions("a", 0, None).await.unwrap().is_empty());
-}
-
-async fn decision_pages(store: &Store) {
-    for n in 0..25 {
-        store.append_decision(&decision("a", n)).await.unwrap();
-    }
-    let mut seen = Vec::new();
-    let mut before = None;
-    loop {
-        let page = store.list_decisions("a", 10, before).await.unwrap();
-        assert!(page.len() <= 10);
-        if page.is_empty() {
-            break;
-        }
-        assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-        before = page.last().map(|d| d.id);
-        seen.extend(page.into_iter().map(|d| d.fuel_used));
-    }
-    assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
-    // A cursor past the end or before the start.
-    assert_eq!(
-        store
-            .list_decisions("a", 10, Some(i64::MAX))
-            .await
-            .unwrap()
-            .len(),
-        10
-    );
-    assert!(
-        store
-            .list_decisions("a", 10, Some(1))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    for n in 25..1100 {
-        store.append_decision(&decision("a", n)).await.unwrap();
-    }
-    let capped = store.list_decisions("a", u32::MAX, None).await.unwrap();
-    assert_eq!(capped.len(), MAX_DECISION_PAGE as usize);
-}
-
-async fn ping(store: &Store) {
+async fn ping(url: &str) {
+    let store = &Store::open(url).await.unwrap();
     store.ping().await.unwrap();
     store.close().await;
     assert!(store.ping().await.is_err());
