@@ -14,6 +14,7 @@ mod decisions;
 mod error;
 mod identities;
 mod issuers;
+mod migrations;
 mod models;
 mod policies;
 mod signing_keys;
@@ -75,14 +76,10 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => {
-                sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-        }
+        migrations::migrator(self.backend)
+            .await?
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
