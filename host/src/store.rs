@@ -1,0 +1,205 @@
+//! Persistence for the exchange server: SQLite by default (one file, created and migrated on
+//! first start), PostgreSQL when several replicas share state.
+//!
+//! One [`Store`] wraps an `sqlx` [`AnyPool`]; every statement is written once, in SQL both
+//! backends accept (`$1` placeholders, `ON CONFLICT`, `RETURNING`, BIGINT times, JSON as TEXT).
+//! Only the schema differs (BLOB vs BYTEA, how the audit log numbers rows), so each backend has
+//! its own migration set under `host/migrations/`.
+//!
+//! Isolation between tenants is in the queries: every statement about a tenant's records has the
+//! tenant in its key or its `WHERE` clause.
+
+mod api_keys;
+mod decisions;
+mod error;
+mod identities;
+mod issuers;
+mod migrations;
+mod models;
+mod policies;
+mod signing_keys;
+mod tenants;
+#[cfg(test)]
+mod tests;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use api_keys::{generate_api_key, hash_api_key};
+pub use decisions::MAX_DECISION_PAGE;
+pub use error::StoreError;
+pub use models::{
+    ApiKey, DecisionRecord, IdentityRecord, IssuerRecord, PolicyMeta, PolicyRecord,
+    SigningKeyRecord, Tenant,
+};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or `sqlite::memory:`, for tests).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The server's database. Cheap to clone: clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` and brings its schema up to date.
+    ///
+    /// `sqlite://path/tollgate.db` (relative) or `sqlite:///var/lib/tollgate/tollgate.db`:
+    /// the file and its directory are created if missing, and the database is put in WAL mode
+    /// (readers never wait for the writer; concurrent writers wait up to 5 s for each other).
+    /// `sqlite::memory:` keeps everything in one connection's memory. `postgres://...` as
+    /// PostgreSQL documents it.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let store = match backend {
+            Backend::Sqlite => open_sqlite(url).await?,
+            Backend::Postgres => Store {
+                pool: AnyPoolOptions::new().connect(url).await?,
+                backend,
+            },
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator(self.backend)
+            .await?
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "sqlite" => Ok(Backend::Sqlite),
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        // Anything else may be a mistyped URL with a password in it: echo only a plausible scheme.
+        _ if scheme.len() <= 16
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(StoreError::UnsupportedUrl(scheme.to_owned()))
+        }
+        _ => Err(StoreError::UnsupportedUrl("?".to_owned())),
+    }
+}
+
+async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mode = params
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("mode="));
+    let in_memory = path == ":memory:" || mode == Some("memory");
+
+    let mut url = url.to_owned();
+    let mut options = AnyPoolOptions::new();
+    if in_memory {
+        // Each connection to `:memory:` is a database of its own: keep exactly one, forever.
+        options = options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    } else {
+        if mode.is_none() {
+            url.push(if params.is_empty() { '?' } else { '&' });
+            url.push_str("mode=rwc");
+        }
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    let pool = options.connect(&url).await?;
+    if !in_memory {
+        // Persistent in the file: set once here, before other connections exist, because
+        // switching modes needs an exclusive lock that the busy timeout cannot wait for.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_optional(&pool)
+            .await?;
+    }
+    Ok(Store {
+        pool,
+        backend: Backend::Sqlite,
+    })
+}
+
+/// The current time in Unix seconds.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `bytes` random bytes from the system generator, hex-encoded.
+fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| StoreError::Random)?;
+    Ok(hex::encode(buf))
+}
+
+fn to_json<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Invalid(format!("{what} cannot be stored as JSON: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(what, e))
+}
+
+/// Reads a BIGINT column into an unsigned or narrower integer.
+fn get_int<T: TryFrom<i64>>(row: &AnyRow, column: &'static str) -> Result<T, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    T::try_from(value).map_err(|_| StoreError::corrupt(column, format!("{value} is out of range")))
+}
+
+/// Converts an unsigned count to BIGINT, refusing what it cannot hold.
+fn to_bigint<T: TryInto<i64> + Copy + std::fmt::Display>(
+    what: &'static str,
+    value: T,
+) -> Result<i64, StoreError> {
+    value
+        .try_into()
+        .map_err(|_| StoreError::Invalid(format!("{what} {value} is too large")))
+}

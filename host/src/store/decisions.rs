@@ -1,0 +1,82 @@
+//! The audit log: exchange decisions, append-only, paged newest first.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{DecisionRecord, Store, StoreError, from_json, to_json};
+
+const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, issuer, \
+                       policy_digest, fuel_used, scopes, client_address, jti";
+
+/// The most decisions one page returns, whatever the caller asks.
+pub const MAX_DECISION_PAGE: u32 = 1000;
+
+impl Store {
+    /// Appends a decision (its `id` is ignored); returns the id it was given.
+    pub async fn append_decision(&self, d: &DecisionRecord) -> Result<i64, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO decisions ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             RETURNING id"
+        ))
+        .bind(&d.tenant)
+        .bind(&d.identity)
+        .bind(d.at)
+        .bind(i64::from(d.allowed))
+        .bind(&d.code)
+        .bind(&d.reason)
+        .bind(&d.source)
+        .bind(&d.subject)
+        .bind(&d.issuer)
+        .bind(&d.policy_digest)
+        .bind(d.fuel_used)
+        .bind(to_json("scopes", &d.scopes)?)
+        .bind(&d.client_address)
+        .bind(&d.jti)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Up to `limit` (at most [`MAX_DECISION_PAGE`]) decisions of `tenant`, newest first, all older than
+    /// decision `before_id` if given: pass the last id of a page to get the next one.
+    pub async fn list_decisions(
+        &self,
+        tenant: &str,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, {COLUMNS} FROM decisions WHERE tenant = $1 AND id < $2
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(i64::from(limit.min(MAX_DECISION_PAGE)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+}
+
+fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord, StoreError> {
+    let allowed: i64 = row.try_get("allowed")?;
+    let scopes: String = row.try_get("scopes")?;
+    Ok(DecisionRecord {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        identity: row.try_get("identity")?,
+        at: row.try_get("at")?,
+        allowed: allowed != 0,
+        code: row.try_get("code")?,
+        reason: row.try_get("reason")?,
+        source: row.try_get("source")?,
+        subject: row.try_get("subject")?,
+        issuer: row.try_get("issuer")?,
+        policy_digest: row.try_get("policy_digest")?,
+        fuel_used: row.try_get("fuel_used")?,
+        scopes: from_json("decisions.scopes", &scopes)?,
+        client_address: row.try_get("client_address")?,
+        jti: row.try_get("jti")?,
+    })
+}

@@ -1,0 +1,65 @@
+//! What can go wrong in the store.
+
+use thiserror::Error;
+
+/// An error from [`Store`](super::Store).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The record to create exists already, or the one to delete is still referenced.
+    #[error("{0}")]
+    Conflict(String),
+    /// A record the operation names or refers to does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller passed something the store refuses to keep.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database URL names no supported backend. Only the scheme is kept: URLs carry passwords.
+    #[error("unsupported database url scheme `{0}` (use `sqlite:` or `postgres:`)")]
+    UnsupportedUrl(String),
+    /// The directory for a SQLite file could not be created.
+    #[error("cannot create the database directory `{path}`: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored value no longer decodes (hand-edited or written by a newer version).
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt {
+        /// Which table and column.
+        what: &'static str,
+        /// The decoding error.
+        reason: String,
+    },
+    /// The system random number generator failed.
+    #[error("the random number generator failed")]
+    Random,
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub(super) fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Whether `error` is the database refusing a row whose foreign key names nothing, or the
+/// deletion of a row still named by another.
+pub(super) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation())
+}
+
+/// Whether `error` is a unique or primary key violation.
+pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}

@@ -1,0 +1,165 @@
+//! Identities, per tenant, each with an opaque unique `uid` that survives updates.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::error::is_foreign_key_violation;
+use super::{
+    IdentityRecord, Store, StoreError, from_json, get_int, now, random_hex, to_bigint, to_json,
+};
+
+const COLUMNS: &str = "tenant, id, uid, issuer, accepted_audiences, token_audiences, policy, \
+                       config, scopes, ttl_seconds, max_ttl_seconds, fuel, created_at, updated_at";
+
+impl Store {
+    /// Creates or replaces identity `(identity.tenant, identity.id)`; returns it as stored.
+    ///
+    /// The `uid` is generated at creation and kept by every later put (`identity.uid` is
+    /// ignored), as is `created_at`. [`StoreError::NotFound`] if the tenant, its issuer
+    /// `identity.issuer`, or (for a `sha256:` policy) the tenant's policy does not exist.
+    pub async fn put_identity(
+        &self,
+        identity: &IdentityRecord,
+    ) -> Result<IdentityRecord, StoreError> {
+        let tenant = &identity.tenant;
+        self.require_tenant(tenant).await?;
+        if identity.policy.starts_with("sha256:")
+            && !self.has_policy(tenant, &identity.policy).await?
+        {
+            return Err(StoreError::NotFound(format!(
+                "policy `{}` not found",
+                identity.policy
+            )));
+        }
+        let at = now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO identities ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             ON CONFLICT (tenant, id) DO UPDATE
+             SET issuer = excluded.issuer, accepted_audiences = excluded.accepted_audiences,
+                 token_audiences = excluded.token_audiences, policy = excluded.policy,
+                 config = excluded.config, scopes = excluded.scopes,
+                 ttl_seconds = excluded.ttl_seconds, max_ttl_seconds = excluded.max_ttl_seconds,
+                 fuel = excluded.fuel, updated_at = excluded.updated_at
+             RETURNING {COLUMNS}"
+        ))
+        .bind(tenant)
+        .bind(&identity.id)
+        .bind(new_uid()?)
+        .bind(&identity.issuer)
+        .bind(to_json("accepted audiences", &identity.accepted_audiences)?)
+        .bind(to_json("token audiences", &identity.token_audiences)?)
+        .bind(&identity.policy)
+        .bind(to_json("policy config", &identity.config)?)
+        .bind(to_json("scopes", &identity.scopes)?)
+        .bind(i64::from(identity.ttl_seconds))
+        .bind(i64::from(identity.max_ttl_seconds))
+        .bind(identity.fuel.map(|f| to_bigint("fuel", f)).transpose()?)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(format!("issuer `{}` not found", identity.issuer))
+            } else {
+                e.into()
+            }
+        })?;
+        identity_from_row(&row)
+    }
+
+    /// Identity `id` of `tenant`, if it exists.
+    pub async fn get_identity(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM identities WHERE tenant = $1 AND id = $2"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(identity_from_row).transpose()
+    }
+
+    /// The identity whose opaque unique id is `uid`, whatever its tenant.
+    pub async fn get_identity_by_uid(
+        &self,
+        uid: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM identities WHERE uid = $1"))
+            .bind(uid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(identity_from_row).transpose()
+    }
+
+    /// The identities of `tenant`, by id.
+    pub async fn list_identities(&self, tenant: &str) -> Result<Vec<IdentityRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM identities WHERE tenant = $1 ORDER BY id"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(identity_from_row).collect()
+    }
+
+    /// Deletes identity `id` of `tenant`; whether it existed.
+    pub async fn delete_identity(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM identities WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+}
+
+/// A random version-4 UUID: 122 random bits, in the shape Kubernetes uses for its uids.
+fn new_uid() -> Result<String, StoreError> {
+    let hex = random_hex(16)?;
+    let variant = match &hex[16..17] {
+        "0" | "4" | "8" | "c" => "8",
+        "1" | "5" | "9" | "d" => "9",
+        "2" | "6" | "a" | "e" => "a",
+        _ => "b",
+    };
+    Ok(format!(
+        "{}-{}-4{}-{}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        variant,
+        &hex[17..20],
+        &hex[20..32]
+    ))
+}
+
+fn identity_from_row(row: &AnyRow) -> Result<IdentityRecord, StoreError> {
+    let text = |column: &'static str| row.try_get::<String, _>(column);
+    let fuel: Option<i64> = row.try_get("fuel")?;
+    Ok(IdentityRecord {
+        tenant: text("tenant")?,
+        id: text("id")?,
+        uid: text("uid")?,
+        issuer: text("issuer")?,
+        accepted_audiences: from_json(
+            "identities.accepted_audiences",
+            &text("accepted_audiences")?,
+        )?,
+        token_audiences: from_json("identities.token_audiences", &text("token_audiences")?)?,
+        policy: text("policy")?,
+        config: from_json("identities.config", &text("config")?)?,
+        scopes: from_json("identities.scopes", &text("scopes")?)?,
+        ttl_seconds: get_int(row, "ttl_seconds")?,
+        max_ttl_seconds: get_int(row, "max_ttl_seconds")?,
+        fuel: fuel
+            .map(|f| u64::try_from(f).map_err(|_| StoreError::corrupt("identities.fuel", f)))
+            .transpose()?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

@@ -1,0 +1,167 @@
+//! The records the store keeps. Times are Unix seconds.
+
+use serde::{Deserialize, Serialize};
+
+/// A tenant: the unit of isolation. Every issuer, policy, identity and decision belongs to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Unique name, used in resource names (`tenants/{name}/...`).
+    pub name: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// An admin API key. Only a SHA-256 hash of its secret is stored, so it is never shown again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Random public identifier, safe to show and log.
+    pub id: String,
+    /// The tenant it manages, or `None` for an operator key.
+    pub tenant: Option<String>,
+    /// What the creator called it.
+    pub label: String,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A token issuer (a cluster) a tenant trusts. Two tenants may register the same URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuerRecord {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Name, unique within the tenant.
+    pub name: String,
+    /// The `iss` claim of its tokens.
+    pub issuer_url: String,
+    /// How its keys are found (the verify module's `IssuerSource`), kept as JSON.
+    pub source: serde_json::Value,
+    /// Set by the store at the first put.
+    pub created_at: i64,
+    /// Set by the store at every put.
+    pub updated_at: i64,
+}
+
+/// A stored policy module, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyMeta {
+    /// Owning tenant.
+    pub tenant: String,
+    /// `sha256:<hex>` of the bytes: its address.
+    pub digest: String,
+    /// Size of the module in bytes.
+    pub size: u64,
+    /// When it was first uploaded.
+    pub uploaded_at: i64,
+    /// An optional human name given at upload.
+    pub name: Option<String>,
+}
+
+/// A stored policy module with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// What is known about it.
+    pub meta: PolicyMeta,
+    /// The WebAssembly component.
+    pub bytes: Vec<u8>,
+}
+
+/// An identity a workload may assume: `tenants/{tenant}/identities/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Name, unique within the tenant.
+    pub id: String,
+    /// Opaque unique id, random, assigned by the store at the first put and kept across updates.
+    /// Ignored on input.
+    pub uid: String,
+    /// Name of the tenant's issuer whose tokens are accepted.
+    pub issuer: String,
+    /// Audiences a subject token must carry one of; empty means the server's default.
+    pub accepted_audiences: Vec<String>,
+    /// `aud` values issued tokens may carry; the first is the default.
+    pub token_audiences: Vec<String>,
+    /// `builtin:rules` or the `sha256:<hex>` digest of one of the tenant's policies.
+    pub policy: String,
+    /// The policy's configuration.
+    pub config: serde_json::Value,
+    /// Scopes issued tokens may carry.
+    pub scopes: Vec<String>,
+    /// Default lifetime of issued tokens.
+    pub ttl_seconds: u32,
+    /// Longest lifetime a request may ask for.
+    pub max_ttl_seconds: u32,
+    /// Fuel for one policy decision; `None` means the server's default.
+    pub fuel: Option<u64>,
+    /// Set by the store at the first put.
+    pub created_at: i64,
+    /// Set by the store at every put.
+    pub updated_at: i64,
+}
+
+/// One of Tollgate's own token signing keys.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigningKeyRecord {
+    /// Key id, unique.
+    pub kid: String,
+    /// JWS algorithm (`ES256`, `EdDSA`, ...).
+    pub alg: String,
+    /// The private key, PKCS#8 DER. Never serialized.
+    #[serde(skip_serializing, default)]
+    pub private_pkcs8: Vec<u8>,
+    /// The public key as a JWK, for `/.well-known/jwks.json`.
+    pub public_jwk: serde_json::Value,
+    /// When it was created; the newest unretired key signs.
+    pub created_at: i64,
+    /// When it stopped signing; it is still published while tokens it signed may be alive.
+    pub retired_at: Option<i64>,
+}
+
+// Keeps the private key out of logs and panics.
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("private_pkcs8", &"<redacted>")
+            .field("public_jwk", &self.public_jwk)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish()
+    }
+}
+
+/// One exchange decision in the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DecisionRecord {
+    /// Assigned by the store on append (ignored on input); increases with time.
+    pub id: i64,
+    /// Tenant of the identity.
+    pub tenant: String,
+    /// Identity id within the tenant.
+    pub identity: String,
+    /// When it was decided.
+    pub at: i64,
+    /// Whether a token was issued.
+    pub allowed: bool,
+    /// Denial code (`fuel-exhausted`, `subject-mismatch`, ...).
+    pub code: Option<String>,
+    /// Denial reason, for the tenant's eyes only.
+    pub reason: Option<String>,
+    /// Who decided the denial (`host`, `policy`, `sandbox`).
+    pub source: Option<String>,
+    /// `sub` of the subject token.
+    pub subject: Option<String>,
+    /// `iss` of the subject token.
+    pub issuer: Option<String>,
+    /// Digest of the policy that ran.
+    pub policy_digest: Option<String>,
+    /// Fuel the policy used.
+    pub fuel_used: i64,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Address of the client that asked.
+    pub client_address: Option<String>,
+    /// `jti` of the issued token.
+    pub jti: Option<String>,
+}

@@ -1,0 +1,81 @@
+//! Tollgate's own token signing keys.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::error::is_unique_violation;
+use super::{SigningKeyRecord, Store, StoreError, from_json, now, to_json};
+
+const COLUMNS: &str = "kid, alg, private_pkcs8, public_jwk, created_at, retired_at";
+
+impl Store {
+    /// Stores a new signing key. [`StoreError::Conflict`] if its `kid` is taken.
+    pub async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_pkcs8)
+        .bind(to_json("public JWK", &key.public_jwk)?)
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("signing key `{}` already exists", key.kid))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Every signing key, retired or not, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(signing_key_from_row).collect()
+    }
+
+    /// Marks every unretired key created before `created_before` as retired now; how many.
+    pub async fn retire_signing_keys_before(&self, created_before: i64) -> Result<u64, StoreError> {
+        let retired = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE created_at < $2 AND retired_at IS NULL",
+        )
+        .bind(now())
+        .bind(created_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(retired.rows_affected())
+    }
+
+    /// Deletes keys retired before `retired_before` (no token they signed is still alive); how
+    /// many.
+    pub async fn delete_signing_keys_retired_before(
+        &self,
+        retired_before: i64,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1")
+            .bind(retired_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}
+
+fn signing_key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
+    let jwk: String = row.try_get("public_jwk")?;
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        private_pkcs8: row.try_get("private_pkcs8")?,
+        public_jwk: from_json("signing_keys.public_jwk", &jwk)?,
+        created_at: row.try_get("created_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}

@@ -1,0 +1,113 @@
+//! Identities and their opaque unique ids.
+
+use super::{identity, tenant_with_issuer};
+use crate::policy::module::digest;
+use crate::store::{IdentityRecord, Store, StoreError};
+
+on_each_backend!(identities, identity_uids);
+
+async fn identities(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    tenant_with_issuer(store, "a").await;
+    assert!(matches!(
+        store.put_identity(&identity("a", "x", "no-such-issuer")).await,
+        Err(StoreError::NotFound(m)) if m == "issuer `no-such-issuer` not found"
+    ));
+    assert!(matches!(
+        store.put_identity(&identity("nobody", "x", "cluster")).await,
+        Err(StoreError::NotFound(m)) if m == "tenant `nobody` not found"
+    ));
+    let mut with_policy = identity("a", "x", "cluster");
+    with_policy.policy = digest(b"module");
+    assert!(matches!(
+        store.put_identity(&with_policy).await,
+        Err(StoreError::NotFound(m)) if m.starts_with("policy `sha256:")
+    ));
+    store
+        .put_policy("a", &with_policy.policy, b"module", None)
+        .await
+        .unwrap();
+    with_policy.fuel = Some(5_000_000);
+    with_policy.accepted_audiences = vec!["tollgate".to_owned()];
+    let stored = store.put_identity(&with_policy).await.unwrap();
+    assert_eq!(
+        IdentityRecord {
+            uid: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            ..stored.clone()
+        },
+        with_policy
+    );
+    assert_eq!(
+        store.get_identity("a", "x").await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store.get_identity_by_uid(&stored.uid).await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(store.get_identity("a", "y").await.unwrap(), None);
+
+    store
+        .put_identity(&identity("a", "b-first", "cluster"))
+        .await
+        .unwrap();
+    let ids: Vec<_> = store
+        .list_identities("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, ["b-first", "x"]);
+
+    assert!(store.delete_identity("a", "x").await.unwrap());
+    assert!(!store.delete_identity("a", "x").await.unwrap());
+    assert_eq!(store.get_identity("a", "x").await.unwrap(), None);
+    assert_eq!(store.get_identity_by_uid(&stored.uid).await.unwrap(), None);
+}
+
+async fn identity_uids(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    tenant_with_issuer(store, "a").await;
+    let first = store
+        .put_identity(&identity("a", "x", "cluster"))
+        .await
+        .unwrap();
+    let uid = &first.uid;
+    // A random version-4 UUID.
+    assert_eq!(uid.len(), 36, "{uid}");
+    assert_eq!(&uid[14..15], "4");
+    assert!("89ab".contains(&uid[19..20]), "{uid}");
+
+    // Updates keep uid and creation time, even when the caller sends another uid.
+    let mut update = identity("a", "x", "cluster");
+    update.scopes = vec!["read".to_owned()];
+    update.uid = "attacker-chosen".to_owned();
+    let updated = store.put_identity(&update).await.unwrap();
+    assert_eq!(updated.uid, first.uid);
+    assert_eq!(updated.created_at, first.created_at);
+    assert_eq!(updated.scopes, ["read"]);
+    assert_eq!(
+        store.get_identity_by_uid("attacker-chosen").await.unwrap(),
+        None
+    );
+
+    // Deleting and recreating gives a new uid: tokens naming the old one name nothing.
+    store.delete_identity("a", "x").await.unwrap();
+    let recreated = store
+        .put_identity(&identity("a", "x", "cluster"))
+        .await
+        .unwrap();
+    assert_ne!(recreated.uid, first.uid);
+    assert_eq!(store.get_identity_by_uid(&first.uid).await.unwrap(), None);
+
+    let mut uids = std::collections::HashSet::new();
+    for i in 0..50 {
+        let stored = store
+            .put_identity(&identity("a", &format!("id{i}"), "cluster"))
+            .await;
+        assert!(uids.insert(stored.unwrap().uid));
+    }
+}

@@ -1,0 +1,157 @@
+//! Signing keys and the audit log.
+
+use serde_json::json;
+
+use crate::policy::module::digest;
+use crate::store::{DecisionRecord, MAX_DECISION_PAGE, SigningKeyRecord, Store, StoreError};
+
+on_each_backend!(signing_keys, decisions, decision_pages);
+
+fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_owned(),
+        alg: "ES256".to_owned(),
+        private_pkcs8: vec![0x30, 0x81, 0x87, 0, 1, 2, 255],
+        public_jwk: json!({"kty": "EC", "kid": kid}),
+        created_at,
+        retired_at: None,
+    }
+}
+
+async fn signing_keys(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    store.insert_signing_key(&key("old", 100)).await.unwrap();
+    store.insert_signing_key(&key("new", 300)).await.unwrap();
+    store.insert_signing_key(&key("mid", 200)).await.unwrap();
+    assert!(matches!(
+        store.insert_signing_key(&key("mid", 400)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = store.signing_keys().await.unwrap();
+    let kids: Vec<_> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["new", "mid", "old"]);
+    assert_eq!(keys[2], key("old", 100));
+
+    assert_eq!(store.retire_signing_keys_before(300).await.unwrap(), 2);
+    // Already retired keys keep their retirement time.
+    assert_eq!(store.retire_signing_keys_before(300).await.unwrap(), 0);
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys[0].retired_at, None);
+    let retired_at = keys[1].retired_at.unwrap();
+    assert!(retired_at >= crate::store::now() - 5);
+    assert_eq!(keys[2].retired_at, Some(retired_at));
+
+    assert_eq!(
+        store
+            .delete_signing_keys_retired_before(retired_at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_signing_keys_retired_before(retired_at + 1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.signing_keys().await.unwrap(), [key("new", 300)]);
+
+    let shown = format!("{:?}", key("k", 1));
+    assert!(
+        shown.contains("<redacted>") && !shown.contains("48, 129"),
+        "{shown}"
+    );
+    assert!(
+        !serde_json::to_string(&key("k", 1))
+            .unwrap()
+            .contains("private")
+    );
+}
+
+fn decision(tenant: &str, n: i64) -> DecisionRecord {
+    DecisionRecord {
+        tenant: tenant.to_owned(),
+        identity: "deployer".to_owned(),
+        at: 1_700_000_000 + n,
+        fuel_used: n,
+        ..DecisionRecord::default()
+    }
+}
+
+async fn decisions(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    let full = DecisionRecord {
+        id: 12345, // ignored
+        tenant: "a".to_owned(),
+        identity: "deployer".to_owned(),
+        at: 1_700_000_000,
+        allowed: true,
+        code: Some("ok".to_owned()),
+        reason: Some("matched `prod`".to_owned()),
+        source: Some("policy".to_owned()),
+        subject: Some("system:serviceaccount:prod:deployer".to_owned()),
+        issuer: Some("https://k8s.example".to_owned()),
+        policy_digest: Some(digest(b"p")),
+        fuel_used: 4242,
+        scopes: vec!["deploy".to_owned(), "read".to_owned()],
+        client_address: Some("10.0.0.7".to_owned()),
+        jti: Some("jti-1".to_owned()),
+    };
+    let id = store.append_decision(&full).await.unwrap();
+    let denied = decision("a", 1);
+    let id2 = store.append_decision(&denied).await.unwrap();
+    assert!(id2 > id);
+    let listed = store.list_decisions("a", 10, None).await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            DecisionRecord { id: id2, ..denied },
+            DecisionRecord { id, ..full }
+        ]
+    );
+    assert!(store.list_decisions("a", 0, None).await.unwrap().is_empty());
+}
+
+async fn decision_pages(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    for n in 0..25 {
+        store.append_decision(&decision("a", n)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.list_decisions("a", 10, before).await.unwrap();
+        assert!(page.len() <= 10);
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        before = page.last().map(|d| d.id);
+        seen.extend(page.into_iter().map(|d| d.fuel_used));
+    }
+    assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
+    // A cursor past the end or before the start.
+    assert_eq!(
+        store
+            .list_decisions("a", 10, Some(i64::MAX))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert!(
+        store
+            .list_decisions("a", 10, Some(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for n in 25..1100 {
+        store.append_decision(&decision("a", n)).await.unwrap();
+    }
+    let capped = store.list_decisions("a", u32::MAX, None).await.unwrap();
+    assert_eq!(capped.len(), MAX_DECISION_PAGE as usize);
+}
