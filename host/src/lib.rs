@@ -1,4 +1,5 @@
 //! Tollgate: workload-identity token exchange with sandboxed WebAssembly trust policies.
 
 pub mod cli;
+pub mod issue;
 pub mod policy;
