@@ -218,3 +218,79 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     }
     options.open(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_state(name: &str) -> DevState {
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DevState::new(dir)
+    }
+
+    #[test]
+    fn keys_are_created_once_and_reloaded_identically() {
+        let state = temp_state("create");
+        assert!(state.load().unwrap().is_none());
+        let created = state.load_or_create(100).unwrap();
+        assert_eq!(created.current().alg(), Algorithm::Rs256);
+        let reloaded = state.load_or_create(200).unwrap();
+        assert_eq!(reloaded.jwks(), created.jwks());
+        assert_eq!(reloaded.current().created_at(), 100);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(state.keys_path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "private keys readable by others: {mode:o}");
+        }
+        let _ = std::fs::remove_dir_all(state.dir());
+    }
+
+    #[test]
+    fn rotation_in_the_same_second_still_makes_the_new_key_current() {
+        let state = temp_state("rotate");
+        let first = state.load_or_create(100).unwrap();
+        let rotated = state.rotate(100, 1).unwrap();
+        let reloaded = state.load().unwrap().unwrap();
+        assert_eq!(reloaded.current().kid(), rotated.current().kid());
+        assert_ne!(reloaded.current().kid(), first.current().kid());
+        assert_eq!(reloaded.previous()[0].kid(), first.current().kid());
+        let _ = std::fs::remove_dir_all(state.dir());
+    }
+
+    #[test]
+    fn a_corrupt_or_tampered_keys_file_is_an_error() {
+        let state = temp_state("corrupt");
+        let ring = state.load_or_create(100).unwrap();
+        let path = state.keys_path();
+        let original = std::fs::read_to_string(&path).unwrap();
+
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(state.load(), Err(DevError::Corrupt { .. })));
+        std::fs::write(&path, r#"{"keys": []}"#).unwrap();
+        assert!(matches!(state.load(), Err(DevError::Corrupt { .. })));
+        // A kid that is not the key's thumbprint would publish a key under a false name.
+        let swapped = original.replace(ring.current().kid(), "forged-kid");
+        std::fs::write(&path, swapped).unwrap();
+        let error = state.load().unwrap_err().to_string();
+        assert!(error.contains("forged-kid"), "{error}");
+        let _ = std::fs::remove_dir_all(state.dir());
+    }
+
+    #[test]
+    fn the_issuer_url_is_recorded() {
+        let state = temp_state("issuer");
+        assert_eq!(state.recorded_issuer().unwrap(), None);
+        state.record_issuer("http://127.0.0.1:1234").unwrap();
+        assert_eq!(
+            state.recorded_issuer().unwrap().as_deref(),
+            Some("http://127.0.0.1:1234")
+        );
+        let _ = std::fs::remove_dir_all(state.dir());
+    }
+}

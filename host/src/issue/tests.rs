@@ -198,7 +198,7 @@ fn rotation_makes_the_new_key_current_and_keeps_the_previous_one_published() {
         .unwrap();
     assert!(verify(&token_before, &published, Algorithm::Es256).is_ok());
     assert_eq!(
-        decode_header(&ring.current().sign(&claims()).unwrap())
+        decode_header(ring.current().sign(&claims()).unwrap())
             .unwrap()
             .kid
             .as_deref(),
