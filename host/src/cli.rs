@@ -21,11 +21,12 @@ enum Command {
     /// Build-time tools for policy authors: check and unit-test compiled policy modules.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// A local dev cluster: an OIDC issuer on loopback and ServiceAccount tokens it signs.
+    /// A local dev cluster: an OIDC issuer on loopback and ServiceAccount tokens it signs
     ///
-    /// Example: tollgate dev issuer, then in another shell
-    /// tollgate dev token -n default -s default --audience http://127.0.0.1:8080/tenants/acme
-    #[command(subcommand)]
+    /// Example:
+    ///   tollgate dev issuer
+    ///   tollgate dev token -n default -s default --audience http://127.0.0.1:8080/tenants/acme
+    #[command(subcommand, verbatim_doc_comment)]
     Dev(dev::DevCommand),
 }
 

@@ -15,7 +15,7 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
 
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
-    /// Serve a local OIDC issuer that looks like a Kubernetes cluster's.
+    /// Serve a local OIDC issuer that looks like a Kubernetes cluster's
     ///
     /// Serves `/.well-known/openid-configuration` and `/openid/v1/jwks` (RS256 keys, like a
     /// real cluster). The keys live in the state directory, created on first run, so
@@ -26,7 +26,7 @@ pub enum DevCommand {
     ///   tollgate dev issuer --listen 127.0.0.1:0 --state-dir /tmp/cluster-a
     #[command(verbatim_doc_comment)]
     Issuer(IssuerArgs),
-    /// Print a token shaped like a Kubernetes projected ServiceAccount token.
+    /// Print a token shaped like a Kubernetes projected ServiceAccount token
     ///
     /// Claims: aud, exp, iat, nbf, iss, jti, sub = system:serviceaccount:NS:SA, and
     /// kubernetes.io {namespace, serviceaccount, pod, node, warnafter}. Uids are derived
@@ -38,7 +38,7 @@ pub enum DevCommand {
     ///     --pod api-0 --audience http://127.0.0.1:8080/tenants/acme
     #[command(verbatim_doc_comment)]
     Token(TokenArgs),
-    /// Add a new signing key and make it current; the previous key stays published.
+    /// Add a new signing key and make it current; the previous key stays published
     ///
     /// A running `dev issuer` on the same state directory serves the new key set at once.
     ///
@@ -50,14 +50,14 @@ pub enum DevCommand {
 
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// Directory holding the issuer's keys (default: .tollgate/dev-issuer).
+    /// Directory holding the issuer's keys and the URL of the last issuer started on it.
     #[arg(long, env = "TOLLGATE_DEV_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct IssuerArgs {
-    /// Address to listen on; loopback is the point (default: 127.0.0.1:8081; port 0 picks one).
+    /// Address to listen on; keep it on loopback. Port 0 picks a free port.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     #[command(flatten)]
@@ -68,7 +68,7 @@ pub struct IssuerArgs {
     /// Add a new current key before serving, keeping the previous one published.
     #[arg(long)]
     rotate: bool,
-    /// Previous keys to keep published when rotating (default: 1).
+    /// Previous keys to keep published when rotating.
     #[arg(long, default_value_t = 1)]
     keep_previous: usize,
 }
@@ -90,7 +90,7 @@ pub struct TokenArgs {
     /// Audience (repeatable). Tollgate's default audience is {public_url}/tenants/{tenant}.
     #[arg(long = "audience", short = 'a')]
     audiences: Vec<String>,
-    /// Lifetime in seconds (default: 3600).
+    /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
     #[command(flatten)]
@@ -99,7 +99,7 @@ pub struct TokenArgs {
     /// else http://127.0.0.1:8081).
     #[arg(long)]
     issuer: Option<String>,
-    /// Seed of the derived uids; change it to simulate delete-and-recreate (default: tollgate-dev).
+    /// Seed of the derived uids; change it to simulate delete-and-recreate.
     #[arg(long, default_value = "tollgate-dev")]
     uid_seed: String,
     /// Issue time, seconds since the epoch, to mint expired or future tokens (default: now).
@@ -111,7 +111,7 @@ pub struct TokenArgs {
 pub struct RotateArgs {
     #[command(flatten)]
     state: StateArgs,
-    /// Previous keys to keep published (default: 1).
+    /// Previous keys to keep published.
     #[arg(long, default_value_t = 1)]
     keep_previous: usize,
 }
