@@ -1,5 +1,6 @@
 //! The `tollgate` command line. One file per subcommand under `cli/`.
 
+mod dev;
 mod policy_check;
 mod policy_test;
 
@@ -20,6 +21,13 @@ enum Command {
     /// Build-time tools for policy authors: check and unit-test compiled policy modules.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// A local dev cluster: an OIDC issuer on loopback and ServiceAccount tokens it signs
+    ///
+    /// Example:
+    ///   tollgate dev issuer
+    ///   tollgate dev token -n default -s default --audience http://127.0.0.1:8080/tenants/acme
+    #[command(subcommand, verbatim_doc_comment)]
+    Dev(dev::DevCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +66,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
+        Command::Dev(command) => dev::run(command),
     }
 }
 

@@ -1,0 +1,15 @@
+//! Tollgate's own signing keys: generation, signing, the published key set and its rotation.
+//!
+//! Keys are generated with aws-lc-rs and stored as PKCS#8; tokens are signed through
+//! jsonwebtoken. A key's `kid` is its RFC 7638 JWK thumbprint, so the same key always gets
+//! the same `kid` wherever it is reloaded.
+
+mod jwk;
+mod keyring;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+pub use jwk::jwk_thumbprint;
+pub use keyring::KeyRing;
+pub use keys::{Algorithm, KeyError, SigningKey};

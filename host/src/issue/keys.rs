@@ -1,0 +1,274 @@
+//! Signing keys: generation (aws-lc-rs), reload from PKCS#8, and JWS signing (jsonwebtoken).
+
+use super::jwk::{self, jwk_thumbprint};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// A JWS algorithm Tollgate signs with.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+pub enum Algorithm {
+    /// ECDSA with P-256 and SHA-256: small keys, fast signing (the default).
+    #[default]
+    #[serde(rename = "ES256")]
+    #[value(name = "ES256", alias = "es256")]
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key: what every relying party supports.
+    #[serde(rename = "RS256")]
+    #[value(name = "RS256", alias = "rs256")]
+    Rs256,
+    /// Ed25519.
+    #[serde(rename = "EdDSA")]
+    #[value(name = "EdDSA", alias = "eddsa")]
+    EdDsa,
+}
+
+impl Algorithm {
+    /// The JOSE name (`ES256`, `RS256`, `EdDSA`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Es256 => "ES256",
+            Algorithm::Rs256 => "RS256",
+            Algorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// The matching jsonwebtoken algorithm.
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Algorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Algorithm::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a key could not be generated, loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The crypto library failed to generate a key.
+    #[error("cannot generate a {alg} key")]
+    Generate {
+        /// The algorithm asked for.
+        alg: Algorithm,
+    },
+    /// Stored key material does not parse as a key for its algorithm.
+    #[error("invalid {alg} key: {reason}")]
+    InvalidKey {
+        /// The algorithm the key was stored with.
+        alg: Algorithm,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A stored key's `kid` is not the thumbprint of its public key.
+    #[error("key id `{stored}` does not match the key (its thumbprint is `{actual}`)")]
+    KidMismatch {
+        /// The `kid` it was stored under.
+        stored: String,
+        /// The thumbprint of the key material.
+        actual: String,
+    },
+    /// A JWK lacks a member or has an unsupported type.
+    #[error("invalid jwk: {0}")]
+    InvalidJwk(String),
+    /// Signing failed.
+    #[error("cannot sign the token: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// One of Tollgate's signing keys: private PKCS#8 material, its public JWK and its `kid`.
+#[derive(Clone)]
+pub struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    created_at: i64,
+    pkcs8: Vec<u8>,
+    public_jwk: Value,
+    encoding: EncodingKey,
+}
+
+impl fmt::Debug for SigningKey {
+    // Never print the private key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Generates a new key: P-256 for ES256, 2048-bit RSA for RS256, Ed25519 for EdDSA.
+    /// `now` (seconds since the epoch) is recorded as its creation time.
+    pub fn generate(alg: Algorithm, now: i64) -> Result<SigningKey, KeyError> {
+        let failed = |_| KeyError::Generate { alg };
+        let pkcs8 = match alg {
+            Algorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                    .map_err(failed)?
+                    .as_ref()
+                    .to_vec()
+            }
+            Algorithm::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(failed)?
+                .as_der()
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+        };
+        let (public, encoding) = parse(alg, &pkcs8)?;
+        let kid = jwk_thumbprint(&public)?;
+        Ok(SigningKey::assemble(kid, alg, now, pkcs8, public, encoding))
+    }
+
+    /// Reloads a stored key. Fails when the material is not a key for `alg`, or when `kid`
+    /// is not its thumbprint (a swapped or corrupted row would otherwise publish a `kid`
+    /// that verifies nothing).
+    pub fn from_parts(
+        kid: &str,
+        alg: Algorithm,
+        pkcs8_der: &[u8],
+        created_at: i64,
+    ) -> Result<SigningKey, KeyError> {
+        let (public, encoding) = parse(alg, pkcs8_der)?;
+        let actual = jwk_thumbprint(&public)?;
+        if actual != kid {
+            return Err(KeyError::KidMismatch {
+                stored: kid.to_owned(),
+                actual,
+            });
+        }
+        Ok(SigningKey::assemble(
+            actual,
+            alg,
+            created_at,
+            pkcs8_der.to_vec(),
+            public,
+            encoding,
+        ))
+    }
+
+    fn assemble(
+        kid: String,
+        alg: Algorithm,
+        created_at: i64,
+        pkcs8: Vec<u8>,
+        mut public_jwk: Value,
+        encoding: EncodingKey,
+    ) -> SigningKey {
+        if let Some(members) = public_jwk.as_object_mut() {
+            members.insert("kid".into(), kid.clone().into());
+            members.insert("alg".into(), alg.as_str().into());
+            members.insert("use".into(), "sig".into());
+        }
+        SigningKey {
+            kid,
+            alg,
+            created_at,
+            pkcs8,
+            public_jwk,
+            encoding,
+        }
+    }
+
+    /// The key id: the RFC 7638 thumbprint of the public key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm this key signs with.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// When the key was created, in seconds since the epoch.
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    /// The private key as PKCS#8 DER, for storage. Treat it as a secret.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The public key as a JWK with `kid`, `alg` and `use: "sig"`.
+    pub fn public_jwk(&self) -> Value {
+        self.public_jwk.clone()
+    }
+
+    /// Signs `claims` as a compact JWS with the header `{alg, typ: "JWT", kid}`.
+    pub fn sign(&self, claims: &Value) -> Result<String, KeyError> {
+        self.sign_with_typ(Some("JWT"), claims)
+    }
+
+    /// Signs `claims` with the header `{alg, kid}` and the given `typ`, or none (Kubernetes
+    /// ServiceAccount tokens carry no `typ`).
+    pub fn sign_with_typ(&self, typ: Option<&str>, claims: &Value) -> Result<String, KeyError> {
+        let mut header = Header::new(self.alg.to_jsonwebtoken());
+        header.typ = typ.map(str::to_owned);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+}
+
+/// Parses PKCS#8 for `alg` into the public JWK members and jsonwebtoken's signing key.
+fn parse(alg: Algorithm, pkcs8: &[u8]) -> Result<(Value, EncodingKey), KeyError> {
+    let invalid = |reason: String| KeyError::InvalidKey { alg, reason };
+    match alg {
+        Algorithm::Es256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok((jwk::ec_public(&pair)?, EncodingKey::from_ec_der(pkcs8)))
+        }
+        Algorithm::Rs256 => {
+            let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| invalid(e.to_string()))?;
+            if pair.public_modulus_len() < 256 {
+                return Err(invalid(format!(
+                    "{} bit modulus, at least 2048 required",
+                    pair.public_modulus_len() * 8
+                )));
+            }
+            // jsonwebtoken signs RSA from PKCS#1 DER; its PEM reader unwraps PKCS#8 to that.
+            let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8).as_bytes())
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok((jwk::rsa_public(&pair), encoding))
+        }
+        Algorithm::EdDsa => {
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| invalid(e.to_string()))?;
+            Ok((jwk::ed25519_public(&pair), EncodingKey::from_ed_der(pkcs8)))
+        }
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
