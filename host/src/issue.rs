@@ -7,9 +7,11 @@
 mod jwk;
 mod keyring;
 mod keys;
+mod signer;
 #[cfg(test)]
 mod tests;
 
 pub use jwk::jwk_thumbprint;
 pub use keyring::KeyRing;
 pub use keys::{Algorithm, KeyError, SigningKey};
+pub use signer::{Signer, SignerError};

@@ -1,7 +1,10 @@
 //! Tollgate: workload-identity token exchange with sandboxed WebAssembly trust policies.
 
 pub mod cli;
+pub mod config;
 pub mod dev;
+pub mod exchange;
 pub mod issue;
+pub mod metrics;
 pub mod policy;
 pub mod store;

@@ -1,0 +1,123 @@
+//! The two error shapes callers see: RFC 6749 JSON on the exchange endpoints, and a small JSON
+//! error on the admin API. Neither carries internal detail: that goes to the log.
+
+use crate::exchange::ExchangeError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: &'static str,
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description,
+        }
+    }
+
+    pub fn unsupported_grant_type() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "unsupported_grant_type",
+            description: "the grant type is not supported",
+        }
+    }
+}
+
+impl From<ExchangeError> for OAuthError {
+    fn from(error: ExchangeError) -> Self {
+        match error {
+            // One answer for unknown identity, bad token and denial: a caller cannot probe
+            // which identities exist or what their policies check.
+            ExchangeError::UnknownIdentity | ExchangeError::InvalidToken(_) | ExchangeError::Denied { .. } => {
+                Self::invalid_request("the subject token cannot be exchanged for the requested identity")
+            }
+            ExchangeError::InvalidScope(_) => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_scope",
+                description: "a requested scope is not granted",
+            },
+            ExchangeError::InvalidTarget => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_target",
+                description: "the requested audience is not available for this identity",
+            },
+            ExchangeError::Internal(detail) => {
+                tracing::error!(%detail, "exchange failed");
+                Self {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "server_error",
+                    description: "the server could not complete the exchange",
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.code, "error_description": self.description}));
+        (self.status, [("cache-control", "no-store")], body).into_response()
+    }
+}
+
+/// An admin API error: a status and a message meant for the tenant.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "admin request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match error {
+            StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
+            StoreError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
+            StoreError::Invalid(message) => Self::unprocessable(message),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let error = self.status.canonical_reason().unwrap_or("error").to_lowercase();
+        (self.status, Json(json!({"error": error, "message": self.message}))).into_response()
+    }
+}

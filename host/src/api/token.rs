@@ -1,0 +1,113 @@
+//! `POST /oauth2/token`: RFC 8693 token exchange, and IBM's `cr-token` grant on the same
+//! endpoint.
+
+use super::{AppState, ClientAddr, OAuthError};
+use crate::exchange::ExchangeInput;
+use crate::metrics::{self, Outcome};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/oauth2/token", post(token))
+}
+
+/// Form parameters, each at most once (RFC 6749 §3.2: parameters must not be repeated).
+fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuthError> {
+    let mut map = HashMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if map.insert(name, value).is_some() {
+            return Err(OAuthError::invalid_request("a parameter is repeated"));
+        }
+    }
+    Ok(map)
+}
+
+fn required<'a>(params: &'a HashMap<String, String>, name: &str, missing: &'static str) -> Result<&'a str, OAuthError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or(OAuthError::invalid_request(missing))
+}
+
+fn scopes(params: &HashMap<String, String>) -> Vec<String> {
+    params
+        .get("scope")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+async fn token(
+    State(state): State<AppState>,
+    ClientAddr(client_address): ClientAddr,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Json<Value>, OAuthError> {
+    let params = params(pairs)?;
+    let grant = required(&params, "grant_type", "`grant_type` is required")?;
+    let (input, ibm) = match grant {
+        TOKEN_EXCHANGE => {
+            let subject_token = required(&params, "subject_token", "`subject_token` is required")?;
+            let token_type = required(&params, "subject_token_type", "`subject_token_type` is required")?;
+            if token_type != JWT_TYPE && token_type != ID_TOKEN_TYPE {
+                return Err(OAuthError::invalid_request("`subject_token_type` must be a JWT or an ID token"));
+            }
+            if let Some(requested) = params.get("requested_token_type")
+                && requested != ACCESS_TOKEN_TYPE
+                && requested != JWT_TYPE
+            {
+                return Err(OAuthError::invalid_request("only access tokens are issued"));
+            }
+            let identity = required(&params, "audience", "`audience` must name the identity")?;
+            let input = ExchangeInput {
+                identity: identity.to_owned(),
+                subject_token: subject_token.to_owned(),
+                scopes: scopes(&params),
+                audience: params.get("resource").cloned(),
+                client_address,
+            };
+            (input, false)
+        }
+        CR_TOKEN => {
+            let input = ExchangeInput {
+                identity: required(&params, "profile_id", "`profile_id` is required")?.to_owned(),
+                subject_token: required(&params, "cr_token", "`cr_token` is required")?.to_owned(),
+                scopes: scopes(&params),
+                audience: params.get("resource").cloned(),
+                client_address,
+            };
+            (input, true)
+        }
+        _ => return Err(OAuthError::unsupported_grant_type()),
+    };
+    let issued = match state.exchange.exchange(input).await {
+        Ok(issued) => issued,
+        Err(error) => {
+            metrics::count_exchange(match error {
+                crate::exchange::ExchangeError::Internal(_) => Outcome::Errored,
+                _ => Outcome::Denied,
+            });
+            return Err(error.into());
+        }
+    };
+    metrics::count_exchange(Outcome::Allowed);
+    let mut body = json!({
+        "access_token": issued.access_token,
+        "issued_token_type": ACCESS_TOKEN_TYPE,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scopes.join(" "),
+    });
+    if ibm {
+        body["expiration"] = json!(crate::exchange::unix_now() + i64::from(issued.expires_in));
+    }
+    Ok(Json(body))
+}

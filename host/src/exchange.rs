@@ -1,0 +1,362 @@
+//! The exchange, step by step (DESIGN.md): find the identity, verify the subject token against
+//! the identity's issuer, build the policy request, evaluate the policy in the sandbox,
+//! intersect the grant with the identity's limits, sign the access token, record the decision.
+//!
+//! Nothing here knows about HTTP: the `api` layer maps [`ExchangeError`] to responses that
+//! reveal no tenant, policy or pattern detail; the reason goes to the log and the audit record.
+
+use crate::issue::Signer;
+use crate::policy::{Decision, ExchangeContext, PolicyRegistry, build_request};
+use crate::store::{DecisionRecord, IdentityRecord, Store, StoreError};
+use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Claims of the issued token a policy may not set.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "act", "tenant", "identity", "policy",
+    "kubernetes", "client_id", "azp", "cnf",
+];
+
+/// What a workload asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeInput {
+    /// `tenants/{tenant}/identities/{id}`, or the identity's opaque unique id.
+    pub identity: String,
+    pub subject_token: String,
+    /// Requested scopes (empty: everything granted).
+    pub scopes: Vec<String>,
+    /// The audience the issued token should carry (one of the identity's token audiences).
+    pub audience: Option<String>,
+    pub client_address: Option<String>,
+}
+
+/// The issued access token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: u32,
+    pub scopes: Vec<String>,
+    pub audience: String,
+    /// The identity's `max_ttl_seconds`, for the Infisical-shaped response.
+    pub max_ttl: u32,
+}
+
+/// Why an exchange failed. Only the kind reaches the caller; the detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("unknown identity")]
+    UnknownIdentity,
+    #[error("subject token rejected: {0}")]
+    InvalidToken(String),
+    #[error("policy denied: {code}: {message}")]
+    Denied { code: String, message: String },
+    #[error("requested scope not granted: `{0}`")]
+    InvalidScope(String),
+    #[error("requested audience is not one of the identity's")]
+    InvalidTarget,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ExchangeError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+/// Runs exchanges. Cheap to share behind an `Arc`.
+pub struct ExchangeService {
+    pub store: Store,
+    pub verifier: Verifier,
+    pub policies: Arc<PolicyRegistry>,
+    pub signer: Arc<Signer>,
+    /// The server's public URL (`iss` of issued tokens), without a trailing slash.
+    pub public_url: String,
+    /// Default fuel per decision.
+    pub fuel: u64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `tenants/{tenant}/identities/{id}` split, if the text has that shape.
+pub fn parse_identity_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("tenants/")?;
+    let (tenant, rest) = rest.split_once('/')?;
+    let id = rest.strip_prefix("identities/")?;
+    let valid = |s: &str| !s.is_empty() && !s.contains('/');
+    (valid(tenant) && valid(id)).then_some((tenant, id))
+}
+
+/// The resource name of an identity.
+pub fn identity_name(identity: &IdentityRecord) -> String {
+    format!("tenants/{}/identities/{}", identity.tenant, identity.id)
+}
+
+impl ExchangeService {
+    /// The audience tokens for `tenant` must carry when an identity names none.
+    pub fn tenant_audience(&self, tenant: &str) -> String {
+        format!("{}/tenants/{tenant}", self.public_url)
+    }
+
+    /// Step 1: the identity, by resource name or unique id.
+    pub async fn find_identity(&self, name: &str) -> Result<IdentityRecord, ExchangeError> {
+        let found = match parse_identity_name(name) {
+            Some((tenant, id)) => self.store.get_identity(tenant, id).await?,
+            None => self.store.get_identity_by_uid(name).await?,
+        };
+        found.ok_or(ExchangeError::UnknownIdentity)
+    }
+
+    /// Step 2: the subject token's verified claims.
+    pub async fn verify_token(&self, identity: &IdentityRecord, token: &str, now: i64) -> Result<Value, ExchangeError> {
+        let record = self
+            .store
+            .get_issuer(&identity.tenant, &identity.issuer)
+            .await?
+            .ok_or_else(|| ExchangeError::Internal(format!("identity's issuer `{}` is missing", identity.issuer)))?;
+        let source: IssuerSource = serde_json::from_value(record.source)
+            .map_err(|e| ExchangeError::Internal(format!("stored issuer source: {e}")))?;
+        let issuer = IssuerConfig {
+            cache_key: format!("{}/{}", identity.tenant, identity.issuer),
+            issuer_url: record.issuer_url,
+            source,
+        };
+        let accepted = if identity.accepted_audiences.is_empty() {
+            vec![self.tenant_audience(&identity.tenant)]
+        } else {
+            identity.accepted_audiences.clone()
+        };
+        let claims = self
+            .verifier
+            .verify(&issuer, token, &accepted, now)
+            .await
+            .map_err(|e: VerifyError| ExchangeError::InvalidToken(format!("{}: {e}", e.code())))?;
+        // Tollgate's own tokens are access tokens, never subject tokens.
+        if claims.get("iss").and_then(Value::as_str) == Some(self.public_url.as_str()) {
+            return Err(ExchangeError::InvalidToken("token was issued by this server".into()));
+        }
+        Ok(claims)
+    }
+
+    /// The whole exchange. Every outcome but an unknown identity is recorded in the audit log.
+    pub async fn exchange(&self, input: ExchangeInput) -> Result<Issued, ExchangeError> {
+        let now = unix_now();
+        let identity = self.find_identity(&input.identity).await?;
+        let mut record = DecisionRecord {
+            tenant: identity.tenant.clone(),
+            identity: identity.id.clone(),
+            at: now,
+            client_address: input.client_address.clone(),
+            ..Default::default()
+        };
+        let result = self.run(&identity, &input, now, &mut record).await;
+        match &result {
+            Ok(issued) => {
+                record.allowed = true;
+                record.scopes = issued.scopes.clone();
+            }
+            Err(error) => {
+                record.allowed = false;
+                if record.code.is_none() {
+                    record.code = Some(error_code(error).into());
+                }
+                if record.reason.is_none() {
+                    record.reason = Some(error.to_string());
+                }
+                tracing::info!(tenant = %identity.tenant, identity = %identity.id, %error, "exchange denied");
+            }
+        }
+        if let Err(error) = self.store.append_decision(&record).await {
+            tracing::error!(%error, "could not record a decision");
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        identity: &IdentityRecord,
+        input: &ExchangeInput,
+        now: i64,
+        record: &mut DecisionRecord,
+    ) -> Result<Issued, ExchangeError> {
+        let audience = self.pick_audience(identity, input.audience.as_deref())?;
+        let claims = self.verify_token(identity, &input.subject_token, now).await?;
+        record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
+        record.jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+
+        let context = ExchangeContext {
+            tenant: identity.tenant.clone(),
+            identity: identity.id.clone(),
+            requested_audiences: vec![audience.clone()],
+            requested_scopes: input.scopes.clone(),
+            client_address: input.client_address.clone(),
+            now,
+        };
+        let request = build_request(&claims, context, &identity.config.to_string())
+            .map_err(|e| ExchangeError::InvalidToken(format!("claims: {e}")))?;
+        let module = self
+            .policies
+            .get(&identity.tenant, &identity.policy)
+            .ok_or_else(|| ExchangeError::Internal(format!("policy `{}` is not loaded", identity.policy)))?;
+        record.policy_digest = Some(module.info.digest.clone());
+        let started = Instant::now();
+        let evaluation = self
+            .policies
+            .engine()
+            .evaluate_with_fuel(&module, &request, identity.fuel.unwrap_or(self.fuel));
+        crate::metrics::observe_decision(started.elapsed(), evaluation.fuel_used);
+        record.fuel_used = evaluation.fuel_used as i64;
+        let grant = match evaluation.decision {
+            Decision::Allow(grant) => grant,
+            Decision::Deny(denial) => {
+                record.code = Some(denial.code.clone());
+                record.reason = Some(denial.message.clone());
+                record.source = Some(format!("{:?}", denial.source).to_lowercase());
+                return Err(ExchangeError::Denied {
+                    code: denial.code,
+                    message: denial.message,
+                });
+            }
+        };
+
+        let scopes = intersect_scopes(&grant.scopes, &identity.scopes, &input.scopes)?;
+        let ttl = [Some(identity.ttl_seconds), grant.ttl_seconds, Some(identity.max_ttl_seconds)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > 0)
+            .min()
+            .unwrap_or(900);
+        let token = self.issued_claims(identity, &claims, &audience, &scopes, &grant.claims, &module.info.digest, now, ttl);
+        let access_token = self
+            .signer
+            .sign(&token)
+            .map_err(|e| ExchangeError::Internal(format!("signing: {e}")))?;
+        Ok(Issued {
+            access_token,
+            expires_in: ttl,
+            scopes,
+            audience,
+            max_ttl: identity.max_ttl_seconds,
+        })
+    }
+
+    fn pick_audience(&self, identity: &IdentityRecord, requested: Option<&str>) -> Result<String, ExchangeError> {
+        match (requested, identity.token_audiences.first()) {
+            (Some(want), _) if identity.token_audiences.iter().any(|a| a == want) => Ok(want.to_owned()),
+            (Some(_), _) => Err(ExchangeError::InvalidTarget),
+            (None, Some(first)) => Ok(first.clone()),
+            (None, None) => Ok(identity_name(identity)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one place that assembles the issued token")]
+    fn issued_claims(
+        &self,
+        identity: &IdentityRecord,
+        subject: &Value,
+        audience: &str,
+        scopes: &[String],
+        extra: &[(String, Value)],
+        digest: &str,
+        now: i64,
+        ttl: u32,
+    ) -> Value {
+        let k8s = subject.get("kubernetes.io");
+        let name = |kind: &str| k8s.and_then(|k| k.get(kind)).and_then(|o| o.get("name")).cloned();
+        let mut token = Map::new();
+        for (claim, value) in extra {
+            if !RESERVED_CLAIMS.contains(&claim.as_str()) {
+                token.insert(claim.clone(), value.clone());
+            }
+        }
+        let fixed = json!({
+            "iss": self.public_url,
+            "sub": identity_name(identity),
+            "aud": audience,
+            "scope": scopes.join(" "),
+            "iat": now,
+            "nbf": now,
+            "exp": now + i64::from(ttl),
+            "jti": random_id(),
+            "act": { "iss": subject.get("iss"), "sub": subject.get("sub") },
+            "tenant": identity.tenant,
+            "identity": identity.uid,
+            "policy": digest,
+            "kubernetes": {
+                "namespace": k8s.and_then(|k| k.get("namespace")),
+                "service_account": name("serviceaccount"),
+                "pod": name("pod"),
+                "node": name("node"),
+            },
+        });
+        if let Value::Object(fixed) = fixed {
+            token.extend(fixed);
+        }
+        Value::Object(token)
+    }
+}
+
+/// Scopes the policy granted, limited to the identity's, narrowed to what was requested.
+fn intersect_scopes(granted: &[String], allowed: &[String], requested: &[String]) -> Result<Vec<String>, ExchangeError> {
+    let effective: Vec<String> = granted.iter().filter(|s| allowed.contains(s)).cloned().collect();
+    if requested.is_empty() {
+        return Ok(effective);
+    }
+    for scope in requested {
+        if !effective.contains(scope) {
+            return Err(ExchangeError::InvalidScope(scope.clone()));
+        }
+    }
+    Ok(requested.to_vec())
+}
+
+fn error_code(error: &ExchangeError) -> &'static str {
+    match error {
+        ExchangeError::UnknownIdentity => "unknown-identity",
+        ExchangeError::InvalidToken(_) => "invalid-token",
+        ExchangeError::Denied { .. } => "denied",
+        ExchangeError::InvalidScope(_) => "invalid-scope",
+        ExchangeError::InvalidTarget => "invalid-target",
+        ExchangeError::Internal(_) => "internal",
+    }
+}
+
+/// A random 128-bit identifier, hex.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system random generator");
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_names() {
+        assert_eq!(parse_identity_name("tenants/acme/identities/ci"), Some(("acme", "ci")));
+        for bad in ["tenants/acme/identities/", "tenants//identities/ci", "tenants/a/b/identities/c", "acme/ci", "tenants/acme/identities/ci/x"] {
+            assert_eq!(parse_identity_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_intersected_and_narrowed() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let granted = s(&["a", "b", "evil"]);
+        let allowed = s(&["a", "b", "c"]);
+        assert_eq!(intersect_scopes(&granted, &allowed, &[]).unwrap(), s(&["a", "b"]));
+        assert_eq!(intersect_scopes(&granted, &allowed, &s(&["b"])).unwrap(), s(&["b"]));
+        assert!(matches!(intersect_scopes(&granted, &allowed, &s(&["evil"])), Err(ExchangeError::InvalidScope(_))));
+        assert!(matches!(intersect_scopes(&granted, &allowed, &s(&["c"])), Err(ExchangeError::InvalidScope(_))));
+    }
+}

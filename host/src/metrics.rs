@@ -1,0 +1,64 @@
+//! Prometheus metrics, kept as atomics and rendered in the text exposition format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+static EXCHANGES_ALLOWED: AtomicU64 = AtomicU64::new(0);
+static EXCHANGES_DENIED: AtomicU64 = AtomicU64::new(0);
+static EXCHANGES_ERRORED: AtomicU64 = AtomicU64::new(0);
+static DECISIONS: AtomicU64 = AtomicU64::new(0);
+static DECISION_MICROS: AtomicU64 = AtomicU64::new(0);
+static FUEL: AtomicU64 = AtomicU64::new(0);
+/// Decision latency buckets, in microseconds.
+const BUCKETS: [u64; 8] = [10, 25, 50, 100, 250, 1000, 10_000, 100_000];
+static DECISION_BUCKETS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Allowed,
+    Denied,
+    Errored,
+}
+
+pub fn count_exchange(outcome: Outcome) {
+    match outcome {
+        Outcome::Allowed => &EXCHANGES_ALLOWED,
+        Outcome::Denied => &EXCHANGES_DENIED,
+        Outcome::Errored => &EXCHANGES_ERRORED,
+    }
+    .fetch_add(1, Relaxed);
+}
+
+pub fn observe_decision(elapsed: Duration, fuel: u64) {
+    let micros = elapsed.as_micros() as u64;
+    DECISIONS.fetch_add(1, Relaxed);
+    DECISION_MICROS.fetch_add(micros, Relaxed);
+    FUEL.fetch_add(fuel, Relaxed);
+    for (bucket, limit) in DECISION_BUCKETS.iter().zip(BUCKETS) {
+        if micros <= limit {
+            bucket.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The exposition text.
+pub fn render() -> String {
+    let mut out = String::new();
+    out.push_str("# HELP tollgate_exchanges_total Token exchanges by outcome.\n# TYPE tollgate_exchanges_total counter\n");
+    for (outcome, counter) in [("allowed", &EXCHANGES_ALLOWED), ("denied", &EXCHANGES_DENIED), ("error", &EXCHANGES_ERRORED)] {
+        let _ = writeln!(out, "tollgate_exchanges_total{{outcome=\"{outcome}\"}} {}", counter.load(Relaxed));
+    }
+    out.push_str("# HELP tollgate_decision_seconds Policy decision latency (fresh instance + evaluate).\n# TYPE tollgate_decision_seconds histogram\n");
+    for (bucket, limit) in DECISION_BUCKETS.iter().zip(BUCKETS) {
+        let _ = writeln!(out, "tollgate_decision_seconds_bucket{{le=\"{}\"}} {}", limit as f64 / 1e6, bucket.load(Relaxed));
+    }
+    let count = DECISIONS.load(Relaxed);
+    let _ = writeln!(out, "tollgate_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "tollgate_decision_seconds_sum {}", DECISION_MICROS.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "tollgate_decision_seconds_count {count}");
+    out.push_str("# HELP tollgate_policy_fuel_total Fuel burned by policy decisions.\n# TYPE tollgate_policy_fuel_total counter\n");
+    let _ = writeln!(out, "tollgate_policy_fuel_total {}", FUEL.load(Relaxed));
+    out
+}
