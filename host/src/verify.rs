@@ -59,7 +59,12 @@ impl Default for VerifySettings {
 
 /// How the keys (or the verdict) of an issuer are obtained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "mode",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    from = "SourceRepr"
+)]
 pub enum IssuerSource {
     /// `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`.
     Discovery,
@@ -74,6 +79,41 @@ pub enum IssuerSource {
         ca_pem: Option<String>,
         reviewer_token: String,
     },
+}
+
+/// The accepted input shape of [`IssuerSource`]: serde ignores unknown fields next to the tag
+/// of a unit variant, so `Discovery` is read as an empty struct variant that refuses them.
+#[derive(Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+enum SourceRepr {
+    Discovery {},
+    StaticJwks {
+        jwks: serde_json::Value,
+        expires_at: i64,
+    },
+    TokenReview {
+        api_server: String,
+        ca_pem: Option<String>,
+        reviewer_token: String,
+    },
+}
+
+impl From<SourceRepr> for IssuerSource {
+    fn from(repr: SourceRepr) -> Self {
+        match repr {
+            SourceRepr::Discovery {} => Self::Discovery,
+            SourceRepr::StaticJwks { jwks, expires_at } => Self::StaticJwks { jwks, expires_at },
+            SourceRepr::TokenReview {
+                api_server,
+                ca_pem,
+                reviewer_token,
+            } => Self::TokenReview {
+                api_server,
+                ca_pem,
+                reviewer_token,
+            },
+        }
+    }
 }
 
 /// One trusted issuer of one tenant.
@@ -338,3 +378,6 @@ fn verified(
     jwt::check_claims(&jws.payload, rules)?;
     Ok(serde_json::Value::Object(jws.payload))
 }
+
+#[cfg(test)]
+mod tests;

@@ -56,7 +56,19 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<Url, UrlError> {
     // The parser turns `2130706433`, `0x7f.1` or `017700000001` into 127.0.0.1, and punycodes
     // or percent-decodes names: demand the host exactly as the parser would print it.
     let written = raw_host(raw).to_ascii_lowercase();
-    if url.host_str() != Some(written.as_str()) {
+    let canonical = match host {
+        // IPv6 has several equivalent spellings (`::ffff:127.0.0.1`, `0::1`); the std parser
+        // accepts only standard ones, and the address itself is vetted below.
+        Host::Ipv6(v6) => {
+            written
+                .strip_prefix('[')
+                .and_then(|w| w.strip_suffix(']'))
+                .and_then(|w| w.parse::<Ipv6Addr>().ok())
+                == Some(v6)
+        }
+        _ => url.host_str() == Some(written.as_str()),
+    };
+    if !canonical {
         return Err(UrlError::NonCanonicalHost);
     }
     if !allow_insecure {
@@ -245,6 +257,8 @@ mod tests {
             "https://224.0.0.1/",
             "https://255.255.255.255/",
             "https://[::1]/",
+            "https://[0:0::1]/",
+            "https://[::FFFF:a9fe:a9fe]/",
             "https://[::]/",
             "https://[fd00::1]/",
             "https://[fc00::1]/",
