@@ -197,6 +197,46 @@ pub enum VerifyError {
     TokenReviewDenied(String),
 }
 
+impl VerifyError {
+    /// A short stable code for the decision log and metrics (`malformed`, `alg`, `kid`,
+    /// `signature`, `iss`, `exp`, ...).
+    pub fn code(&self) -> &'static str {
+        use VerifyError::*;
+        match self {
+            Settings(_) | IssuerConfig(_) => "config",
+            Malformed(_) | Encrypted | DuplicateKey(_) | Crit | EmbeddedKey(_) => "malformed",
+            AlgNone | AlgNotAllowed(_) | AlgMismatch => "alg",
+            BadKid | UnknownKid(_) | MissingKid => "kid",
+            Signature => "signature",
+            MissingClaim(_) | NotAString(_) | BadTime(_) | BadAudience => "claims",
+            Issuer => "iss",
+            Expired => "exp",
+            NotYetValid => "nbf",
+            IssuedInFuture => "iat",
+            Lifetime { .. } => "lifetime",
+            Audience => "aud",
+            StaticKeysExpired | Jwks(_) | NoUsableKeys => "keys",
+            Discovery(_) => "discovery",
+            Fetch { .. } => "fetch",
+            TokenReview(_) => "token_review_failed",
+            TokenReviewDenied(_) => "token_review_denied",
+        }
+    }
+
+    /// Whether the failure is on the issuer's side (unreachable, broken answers, no keys)
+    /// rather than a bad token: worth a retry, an alert, or a 503 instead of a 4xx.
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::Fetch { .. }
+                | VerifyError::Discovery(_)
+                | VerifyError::Jwks(_)
+                | VerifyError::NoUsableKeys
+                | VerifyError::TokenReview(_)
+        )
+    }
+}
+
 /// Verifies subject tokens; cheap to clone (shares the fetcher and the key cache).
 #[derive(Clone)]
 pub struct Verifier {
@@ -246,7 +286,8 @@ impl Verifier {
         &self.inner.settings
     }
 
-    /// Forgets the cached keys of an issuer (after it was changed or deleted).
+    /// Forgets the cached keys of an issuer (after it was deleted; a changed issuer URL gets a
+    /// fresh cache entry anyway).
     pub fn forget(&self, cache_key: &str) {
         self.inner.cache.forget(cache_key);
     }
@@ -355,13 +396,18 @@ impl Verifier {
         let inner = &self.inner;
         let set = inner
             .cache
-            .keys(&issuer.cache_key, jws.kid.as_deref(), || {
-                discovery::fetch_keys(
-                    &inner.fetcher,
-                    &issuer.issuer_url,
-                    inner.settings.allow_insecure,
-                )
-            })
+            .keys(
+                &issuer.cache_key,
+                &issuer.issuer_url,
+                jws.kid.as_deref(),
+                || {
+                    discovery::fetch_keys(
+                        &inner.fetcher,
+                        &issuer.issuer_url,
+                        inner.settings.allow_insecure,
+                    )
+                },
+            )
             .await?;
         verified(jws, &set, rules)
     }

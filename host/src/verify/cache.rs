@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Cache of key sets by issuer.
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
     refetch_interval: Duration,
     max_age: Duration,
 }
@@ -48,15 +48,20 @@ impl KeyCache {
         }
     }
 
-    fn entry(&self, cache_key: &str) -> Arc<Entry> {
+    /// The entry of an issuer. The URL is part of the key so that keys fetched for an issuer
+    /// are never used for another one registered later under the same name.
+    fn entry(&self, cache_key: &str, issuer_url: &str) -> Arc<Entry> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.entry(cache_key.to_owned()).or_default().clone()
+        entries
+            .entry((cache_key.to_owned(), issuer_url.to_owned()))
+            .or_default()
+            .clone()
     }
 
     /// Forgets an issuer's keys (when the issuer is deleted or reconfigured).
     pub fn forget(&self, cache_key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(cache_key);
+        entries.retain(|(key, _), _| key != cache_key);
     }
 
     /// The key set to verify a token with key id `kid`, fetching with `fetch` when the cached
@@ -65,6 +70,7 @@ impl KeyCache {
     pub async fn keys<F, Fut>(
         &self,
         cache_key: &str,
+        issuer_url: &str,
         kid: Option<&str>,
         fetch: F,
     ) -> Result<Arc<KeySet>, VerifyError>
@@ -72,7 +78,7 @@ impl KeyCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<KeySet, VerifyError>>,
     {
-        let entry = self.entry(cache_key);
+        let entry = self.entry(cache_key, issuer_url);
         let wanted = |set: &KeySet| kid.map_or(!set.keys.is_empty(), |kid| set.has_kid(kid));
         let cached = entry.state().keys.clone();
         let guard = match &cached {

@@ -3,11 +3,13 @@
 //! issuer / API server on 127.0.0.1.
 
 mod attacks;
+mod claims;
 mod fetching;
 mod jwks_rules;
 mod modes;
 mod review;
 mod server;
+mod tls;
 
 use super::*;
 use aws_lc_rs::encoding::AsDer;
