@@ -11,6 +11,7 @@ mod review;
 mod server;
 mod tls;
 
+use super::fetch::FetchError;
 use super::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{

@@ -60,6 +60,9 @@ pub async fn review(
         .map_err(|_| VerifyError::TokenReview("answer is not a JSON object".to_owned()))?;
     let reviewed = read_status(&answer, rules.audiences)?;
     cross_check(&unverified.payload, &reviewed)?;
+    // Once reviewed, the token as a whole is authenticated: what the review does not name (pod
+    // and node on older clusters) may come from the token itself.
+    let reviewed = complete(reviewed, &unverified.payload);
     Ok(claims(&unverified.payload, reviewed, rules.issuer))
 }
 
@@ -156,6 +159,8 @@ fn cross_check(payload: &Map<String, Value>, reviewed: &Reviewed) -> Result<(), 
     let agree = |claim: Option<&Value>, reviewed: Option<&str>, what: &str| match (claim, reviewed)
     {
         (None, _) => Ok(()),
+        // Not vouched for separately (older API servers omit the extras): the token is.
+        (Some(Value::String(_)), None) => Ok(()),
         (Some(Value::String(c)), Some(r)) if c == r => Ok(()),
         _ => Err(mismatch(what)),
     };
@@ -183,6 +188,26 @@ fn cross_check(payload: &Map<String, Value>, reviewed: &Reviewed) -> Result<(), 
         agree(field(obj, "uid"), uid, &format!("{obj}.uid"))?;
     }
     Ok(())
+}
+
+/// Fills what the review left out from the token's own (agreeing) `kubernetes.io` claim.
+fn complete(mut reviewed: Reviewed, payload: &Map<String, Value>) -> Reviewed {
+    let k8s = payload.get("kubernetes.io");
+    let text = |obj: &str, key: &str| {
+        k8s.and_then(|k| k.get(obj))
+            .and_then(|o| o.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if reviewed.uid.is_none() {
+        reviewed.uid = text("serviceaccount", "uid");
+    }
+    for (obj, slot) in [("pod", &mut reviewed.pod), ("node", &mut reviewed.node)] {
+        if slot.is_none() {
+            *slot = text(obj, "name").map(|name| (name, text(obj, "uid")));
+        }
+    }
+    reviewed
 }
 
 /// Projected-token-shaped claims from the review; times and `jti` from the (checked) token.

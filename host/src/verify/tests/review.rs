@@ -108,6 +108,25 @@ async fn pod_and_node_come_from_the_review_when_the_token_has_none() {
 }
 
 #[tokio::test]
+async fn pod_and_node_come_from_the_token_when_the_review_has_no_extras() {
+    let key = TestKey::rsa("cluster", Algorithm::RS256);
+    let server = TestServer::start(Value::Null).await;
+    let mut bare = answer();
+    bare["status"]["user"]
+        .as_object_mut()
+        .unwrap()
+        .remove("extra");
+    bare["status"]["user"]
+        .as_object_mut()
+        .unwrap()
+        .remove("uid");
+    let verified = reviewed(&server, (StatusCode::CREATED, bare), &key.sign(&claims()))
+        .await
+        .unwrap();
+    assert_eq!(verified, claims());
+}
+
+#[tokio::test]
 async fn any_doubt_is_a_denial() {
     let key = TestKey::rsa("cluster", Algorithm::RS256);
     let server = TestServer::start(Value::Null).await;
