@@ -134,6 +134,14 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: VerifySettings,
     fetcher: SafeFetcher,

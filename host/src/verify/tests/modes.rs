@@ -300,3 +300,47 @@ async fn strict_mode_refuses_a_loopback_issuer_before_any_request() {
 }
 
 use super::super::address::UrlError as UrlErrorKind;
+
+#[tokio::test]
+async fn keys_are_cached_per_issuer_url_too() {
+    let key = TestKey::rsa("k1", Algorithm::RS256);
+    let server = TestServer::start(jwks(&[&key])).await;
+    let other = TestServer::start(json!({ "keys": [] })).await;
+    let verifier = insecure(Duration::from_secs(60), Duration::from_secs(3600));
+    let issuer = discovery_issuer(&server);
+    verifier
+        .verify(
+            &issuer,
+            &key.sign(&live_claims(server.base())),
+            &audiences(),
+            now(),
+        )
+        .await
+        .unwrap();
+    // Same tenant and name, re-pointed at another issuer: the old keys must not carry over.
+    let moved = IssuerConfig {
+        issuer_url: other.base().to_owned(),
+        ..issuer
+    };
+    let result = verifier
+        .verify(
+            &moved,
+            &key.sign(&live_claims(other.base())),
+            &audiences(),
+            now(),
+        )
+        .await;
+    assert_eq!(result, Err(VerifyError::NoUsableKeys));
+}
+
+#[test]
+fn verifier_and_its_futures_are_send() {
+    fn assert_send<T: Send + Sync>(_: &T) {}
+    fn assert_send_future<T: Send>(_: &T) {}
+    let verifier = verifier();
+    assert_send(&verifier);
+    let issuer = static_issuer(&[]);
+    let audiences = audiences();
+    let future = verifier.verify(&issuer, "x", &audiences, NOW);
+    assert_send_future(&future);
+}

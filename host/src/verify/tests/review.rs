@@ -201,6 +201,34 @@ async fn unreachable_api_server_is_a_denial() {
 }
 
 #[tokio::test]
+async fn slow_api_server_is_a_denial() {
+    let key = TestKey::rsa("cluster", Algorithm::RS256);
+    let server = TestServer::start(Value::Null).await;
+    server.set(|b| {
+        b.review = Some((StatusCode::CREATED, answer()));
+        b.delay = Some(std::time::Duration::from_secs(3));
+    });
+    let verifier = Verifier::new(VerifySettings {
+        allow_insecure: true,
+        fetch_timeout: std::time::Duration::from_millis(300),
+        ..VerifySettings::default()
+    })
+    .unwrap();
+    let result = verifier
+        .verify(
+            &review_issuer(&server),
+            &key.sign(&claims()),
+            &audiences(),
+            NOW,
+        )
+        .await;
+    assert_eq!(
+        result,
+        Err(VerifyError::TokenReview("request timed out".to_owned()))
+    );
+}
+
+#[tokio::test]
 async fn token_claims_are_checked_before_asking() {
     let key = TestKey::rsa("cluster", Algorithm::RS256);
     let server = TestServer::start(Value::Null).await;

@@ -126,10 +126,16 @@ async fn review(State(shared): S, headers: HeaderMap, body: String) -> Response 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let mut behaviour = shared.behaviour.lock().unwrap();
-    behaviour.last_review = Some((auth, serde_json::from_str(&body).unwrap_or(Value::Null)));
-    match &behaviour.review {
-        Some((status, answer)) => (*status, axum::Json(answer.clone())).into_response(),
+    let (delay, review) = {
+        let mut behaviour = shared.behaviour.lock().unwrap();
+        behaviour.last_review = Some((auth, serde_json::from_str(&body).unwrap_or(Value::Null)));
+        (behaviour.delay, behaviour.review.clone())
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    match review {
+        Some((status, answer)) => (status, axum::Json(answer)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
