@@ -59,8 +59,9 @@ impl Default for VerifySettings {
     }
 }
 
-/// How the keys (or the verdict) of an issuer are obtained.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How the keys (or the verdict) of an issuer are obtained. `Debug` redacts the reviewer
+/// token; serialization keeps it (for the store), so API answers must leave it out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "mode",
     rename_all = "snake_case",
@@ -81,6 +82,27 @@ pub enum IssuerSource {
         ca_pem: Option<String>,
         reviewer_token: String,
     },
+}
+
+impl std::fmt::Debug for IssuerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Discovery => f.write_str("Discovery"),
+            Self::StaticJwks { jwks, expires_at } => f
+                .debug_struct("StaticJwks")
+                .field("jwks", jwks)
+                .field("expires_at", expires_at)
+                .finish(),
+            Self::TokenReview {
+                api_server, ca_pem, ..
+            } => f
+                .debug_struct("TokenReview")
+                .field("api_server", api_server)
+                .field("ca_pem", &ca_pem.as_ref().map(|_| "<pem>"))
+                .field("reviewer_token", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 /// The accepted input shape of [`IssuerSource`]: serde ignores unknown fields next to the tag

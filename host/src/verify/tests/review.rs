@@ -298,6 +298,18 @@ fn validation_of_token_review_issuers() {
 }
 
 #[test]
+fn debug_output_hides_the_reviewer_token() {
+    let source = IssuerSource::TokenReview {
+        api_server: "https://api".to_owned(),
+        ca_pem: None,
+        reviewer_token: REVIEWER.to_owned(),
+    };
+    let text = format!("{source:?}");
+    assert!(!text.contains(REVIEWER), "{text}");
+    assert!(text.contains("https://api"));
+}
+
+#[test]
 fn issuer_source_serde_shape() {
     let source: IssuerSource = serde_json::from_value(json!({
         "mode": "token_review", "api_server": "https://api", "ca_pem": null, "reviewer_token": "t",
