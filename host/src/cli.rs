@@ -3,6 +3,7 @@
 mod dev;
 mod policy_check;
 mod policy_test;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -18,6 +19,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the token exchange server (SQLite in `.tollgate/` unless `--database` says otherwise).
+    ///
+    /// Example:
+    ///   tollgate serve --listen 127.0.0.1:8080
+    #[command(verbatim_doc_comment)]
+    Serve(crate::config::ServeArgs),
     /// Build-time tools for policy authors: check and unit-test compiled policy modules.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -64,6 +71,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
         Command::Dev(command) => dev::run(command),

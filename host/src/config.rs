@@ -27,7 +27,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_OPERATOR_KEY", hide_env_values = true)]
     pub operator_key: Option<String>,
     /// Algorithm of new signing keys.
-    #[arg(long, env = "TOLLGATE_SIGNING_ALG", value_enum, default_value = "ES256")]
+    #[arg(
+        long,
+        env = "TOLLGATE_SIGNING_ALG",
+        value_enum,
+        default_value = "ES256"
+    )]
     pub signing_alg: Algorithm,
     /// Rotate the signing key after this many seconds (the previous key stays published).
     #[arg(long, env = "TOLLGATE_KEY_ROTATION_SECONDS", default_value_t = 7 * 24 * 3600)]

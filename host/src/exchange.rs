@@ -11,12 +11,26 @@ use crate::store::{DecisionRecord, IdentityRecord, Store, StoreError};
 use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Claims of the issued token a policy may not set.
 const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scope", "act", "tenant", "identity", "policy",
-    "kubernetes", "client_id", "azp", "cnf",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "scope",
+    "act",
+    "tenant",
+    "identity",
+    "policy",
+    "kubernetes",
+    "client_id",
+    "azp",
+    "cnf",
 ];
 
 /// What a workload asks for.
@@ -116,12 +130,22 @@ impl ExchangeService {
     }
 
     /// Step 2: the subject token's verified claims.
-    pub async fn verify_token(&self, identity: &IdentityRecord, token: &str, now: i64) -> Result<Value, ExchangeError> {
+    pub async fn verify_token(
+        &self,
+        identity: &IdentityRecord,
+        token: &str,
+        now: i64,
+    ) -> Result<Value, ExchangeError> {
         let record = self
             .store
             .get_issuer(&identity.tenant, &identity.issuer)
             .await?
-            .ok_or_else(|| ExchangeError::Internal(format!("identity's issuer `{}` is missing", identity.issuer)))?;
+            .ok_or_else(|| {
+                ExchangeError::Internal(format!(
+                    "identity's issuer `{}` is missing",
+                    identity.issuer
+                ))
+            })?;
         let source: IssuerSource = serde_json::from_value(record.source)
             .map_err(|e| ExchangeError::Internal(format!("stored issuer source: {e}")))?;
         let issuer = IssuerConfig {
@@ -141,7 +165,9 @@ impl ExchangeService {
             .map_err(|e: VerifyError| ExchangeError::InvalidToken(format!("{}: {e}", e.code())))?;
         // Tollgate's own tokens are access tokens, never subject tokens.
         if claims.get("iss").and_then(Value::as_str) == Some(self.public_url.as_str()) {
-            return Err(ExchangeError::InvalidToken("token was issued by this server".into()));
+            return Err(ExchangeError::InvalidToken(
+                "token was issued by this server".into(),
+            ));
         }
         Ok(claims)
     }
@@ -188,7 +214,9 @@ impl ExchangeService {
         record: &mut DecisionRecord,
     ) -> Result<Issued, ExchangeError> {
         let audience = self.pick_audience(identity, input.audience.as_deref())?;
-        let claims = self.verify_token(identity, &input.subject_token, now).await?;
+        let claims = self
+            .verify_token(identity, &input.subject_token, now)
+            .await?;
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
@@ -206,13 +234,16 @@ impl ExchangeService {
         let module = self
             .policies
             .get(&identity.tenant, &identity.policy)
-            .ok_or_else(|| ExchangeError::Internal(format!("policy `{}` is not loaded", identity.policy)))?;
+            .ok_or_else(|| {
+                ExchangeError::Internal(format!("policy `{}` is not loaded", identity.policy))
+            })?;
         record.policy_digest = Some(module.info.digest.clone());
         let started = Instant::now();
-        let evaluation = self
-            .policies
-            .engine()
-            .evaluate_with_fuel(&module, &request, identity.fuel.unwrap_or(self.fuel));
+        let evaluation = self.policies.engine().evaluate_with_fuel(
+            &module,
+            &request,
+            identity.fuel.unwrap_or(self.fuel),
+        );
         crate::metrics::observe_decision(started.elapsed(), evaluation.fuel_used);
         record.fuel_used = evaluation.fuel_used as i64;
         let grant = match evaluation.decision {
@@ -229,13 +260,26 @@ impl ExchangeService {
         };
 
         let scopes = intersect_scopes(&grant.scopes, &identity.scopes, &input.scopes)?;
-        let ttl = [Some(identity.ttl_seconds), grant.ttl_seconds, Some(identity.max_ttl_seconds)]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > 0)
-            .min()
-            .unwrap_or(900);
-        let token = self.issued_claims(identity, &claims, &audience, &scopes, &grant.claims, &module.info.digest, now, ttl);
+        let ttl = [
+            Some(identity.ttl_seconds),
+            grant.ttl_seconds,
+            Some(identity.max_ttl_seconds),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > 0)
+        .min()
+        .unwrap_or(900);
+        let token = self.issued_claims(
+            identity,
+            &claims,
+            &audience,
+            &scopes,
+            &grant.claims,
+            &module.info.digest,
+            now,
+            ttl,
+        );
         let access_token = self
             .signer
             .sign(&token)
@@ -249,16 +293,25 @@ impl ExchangeService {
         })
     }
 
-    fn pick_audience(&self, identity: &IdentityRecord, requested: Option<&str>) -> Result<String, ExchangeError> {
+    fn pick_audience(
+        &self,
+        identity: &IdentityRecord,
+        requested: Option<&str>,
+    ) -> Result<String, ExchangeError> {
         match (requested, identity.token_audiences.first()) {
-            (Some(want), _) if identity.token_audiences.iter().any(|a| a == want) => Ok(want.to_owned()),
+            (Some(want), _) if identity.token_audiences.iter().any(|a| a == want) => {
+                Ok(want.to_owned())
+            }
             (Some(_), _) => Err(ExchangeError::InvalidTarget),
             (None, Some(first)) => Ok(first.clone()),
             (None, None) => Ok(identity_name(identity)),
         }
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one place that assembles the issued token")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one place that assembles the issued token"
+    )]
     fn issued_claims(
         &self,
         identity: &IdentityRecord,
@@ -271,7 +324,11 @@ impl ExchangeService {
         ttl: u32,
     ) -> Value {
         let k8s = subject.get("kubernetes.io");
-        let name = |kind: &str| k8s.and_then(|k| k.get(kind)).and_then(|o| o.get("name")).cloned();
+        let name = |kind: &str| {
+            k8s.and_then(|k| k.get(kind))
+                .and_then(|o| o.get("name"))
+                .cloned()
+        };
         let mut token = Map::new();
         for (claim, value) in extra {
             if !RESERVED_CLAIMS.contains(&claim.as_str()) {
@@ -306,8 +363,16 @@ impl ExchangeService {
 }
 
 /// Scopes the policy granted, limited to the identity's, narrowed to what was requested.
-fn intersect_scopes(granted: &[String], allowed: &[String], requested: &[String]) -> Result<Vec<String>, ExchangeError> {
-    let effective: Vec<String> = granted.iter().filter(|s| allowed.contains(s)).cloned().collect();
+fn intersect_scopes(
+    granted: &[String],
+    allowed: &[String],
+    requested: &[String],
+) -> Result<Vec<String>, ExchangeError> {
+    let effective: Vec<String> = granted
+        .iter()
+        .filter(|s| allowed.contains(s))
+        .cloned()
+        .collect();
     if requested.is_empty() {
         return Ok(effective);
     }
@@ -343,8 +408,17 @@ mod tests {
 
     #[test]
     fn identity_names() {
-        assert_eq!(parse_identity_name("tenants/acme/identities/ci"), Some(("acme", "ci")));
-        for bad in ["tenants/acme/identities/", "tenants//identities/ci", "tenants/a/b/identities/c", "acme/ci", "tenants/acme/identities/ci/x"] {
+        assert_eq!(
+            parse_identity_name("tenants/acme/identities/ci"),
+            Some(("acme", "ci"))
+        );
+        for bad in [
+            "tenants/acme/identities/",
+            "tenants//identities/ci",
+            "tenants/a/b/identities/c",
+            "acme/ci",
+            "tenants/acme/identities/ci/x",
+        ] {
             assert_eq!(parse_identity_name(bad), None, "{bad}");
         }
     }
@@ -354,9 +428,21 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let granted = s(&["a", "b", "evil"]);
         let allowed = s(&["a", "b", "c"]);
-        assert_eq!(intersect_scopes(&granted, &allowed, &[]).unwrap(), s(&["a", "b"]));
-        assert_eq!(intersect_scopes(&granted, &allowed, &s(&["b"])).unwrap(), s(&["b"]));
-        assert!(matches!(intersect_scopes(&granted, &allowed, &s(&["evil"])), Err(ExchangeError::InvalidScope(_))));
-        assert!(matches!(intersect_scopes(&granted, &allowed, &s(&["c"])), Err(ExchangeError::InvalidScope(_))));
+        assert_eq!(
+            intersect_scopes(&granted, &allowed, &[]).unwrap(),
+            s(&["a", "b"])
+        );
+        assert_eq!(
+            intersect_scopes(&granted, &allowed, &s(&["b"])).unwrap(),
+            s(&["b"])
+        );
+        assert!(matches!(
+            intersect_scopes(&granted, &allowed, &s(&["evil"])),
+            Err(ExchangeError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            intersect_scopes(&granted, &allowed, &s(&["c"])),
+            Err(ExchangeError::InvalidScope(_))
+        ));
     }
 }

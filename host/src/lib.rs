@@ -1,5 +1,6 @@
 //! Tollgate: workload-identity token exchange with sandboxed WebAssembly trust policies.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dev;
@@ -8,3 +9,4 @@ pub mod issue;
 pub mod metrics;
 pub mod policy;
 pub mod store;
+pub mod verify;

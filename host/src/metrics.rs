@@ -47,16 +47,36 @@ pub fn observe_decision(elapsed: Duration, fuel: u64) {
 pub fn render() -> String {
     let mut out = String::new();
     out.push_str("# HELP tollgate_exchanges_total Token exchanges by outcome.\n# TYPE tollgate_exchanges_total counter\n");
-    for (outcome, counter) in [("allowed", &EXCHANGES_ALLOWED), ("denied", &EXCHANGES_DENIED), ("error", &EXCHANGES_ERRORED)] {
-        let _ = writeln!(out, "tollgate_exchanges_total{{outcome=\"{outcome}\"}} {}", counter.load(Relaxed));
+    for (outcome, counter) in [
+        ("allowed", &EXCHANGES_ALLOWED),
+        ("denied", &EXCHANGES_DENIED),
+        ("error", &EXCHANGES_ERRORED),
+    ] {
+        let _ = writeln!(
+            out,
+            "tollgate_exchanges_total{{outcome=\"{outcome}\"}} {}",
+            counter.load(Relaxed)
+        );
     }
     out.push_str("# HELP tollgate_decision_seconds Policy decision latency (fresh instance + evaluate).\n# TYPE tollgate_decision_seconds histogram\n");
     for (bucket, limit) in DECISION_BUCKETS.iter().zip(BUCKETS) {
-        let _ = writeln!(out, "tollgate_decision_seconds_bucket{{le=\"{}\"}} {}", limit as f64 / 1e6, bucket.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "tollgate_decision_seconds_bucket{{le=\"{}\"}} {}",
+            limit as f64 / 1e6,
+            bucket.load(Relaxed)
+        );
     }
     let count = DECISIONS.load(Relaxed);
-    let _ = writeln!(out, "tollgate_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "tollgate_decision_seconds_sum {}", DECISION_MICROS.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "tollgate_decision_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "tollgate_decision_seconds_sum {}",
+        DECISION_MICROS.load(Relaxed) as f64 / 1e6
+    );
     let _ = writeln!(out, "tollgate_decision_seconds_count {count}");
     out.push_str("# HELP tollgate_policy_fuel_total Fuel burned by policy decisions.\n# TYPE tollgate_policy_fuel_total counter\n");
     let _ = writeln!(out, "tollgate_policy_fuel_total {}", FUEL.load(Relaxed));

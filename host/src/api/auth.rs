@@ -21,14 +21,20 @@ impl Principal {
         match self {
             Principal::Operator => Ok(()),
             Principal::Tenant(own) if own == tenant => Ok(()),
-            Principal::Tenant(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "this key cannot manage that tenant")),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this key cannot manage that tenant",
+            )),
         }
     }
 
     pub fn require_operator(&self) -> Result<(), ApiError> {
         match self {
             Principal::Operator => Ok(()),
-            Principal::Tenant(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "an operator key is required")),
+            Principal::Tenant(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "an operator key is required",
+            )),
         }
     }
 }
@@ -37,14 +43,20 @@ impl Principal {
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid API key is required");
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized =
+            || ApiError::new(StatusCode::UNAUTHORIZED, "a valid API key is required");
         let secret = bearer(parts).ok_or_else(unauthorized)?;
         let key = state
             .exchange

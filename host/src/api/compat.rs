@@ -52,7 +52,9 @@ async fn chainguard(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned())
-        .ok_or(OAuthError::invalid_request("a bearer subject token is required"))?;
+        .ok_or(OAuthError::invalid_request(
+            "a bearer subject token is required",
+        ))?;
     let identity = query
         .identity
         .ok_or(OAuthError::invalid_request("`identity` is required"))?;
@@ -82,7 +84,8 @@ async fn infisical(
     ClientAddr(client_address): ClientAddr,
     body: Result<Json<InfisicalLogin>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, OAuthError> {
-    let Json(login) = body.map_err(|_| OAuthError::invalid_request("expected JSON with `identityId` and `jwt`"))?;
+    let Json(login) =
+        body.map_err(|_| OAuthError::invalid_request("expected JSON with `identityId` and `jwt`"))?;
     let input = ExchangeInput {
         identity: login.identity_id,
         subject_token: login.jwt,

@@ -38,9 +38,11 @@ impl From<ExchangeError> for OAuthError {
         match error {
             // One answer for unknown identity, bad token and denial: a caller cannot probe
             // which identities exist or what their policies check.
-            ExchangeError::UnknownIdentity | ExchangeError::InvalidToken(_) | ExchangeError::Denied { .. } => {
-                Self::invalid_request("the subject token cannot be exchanged for the requested identity")
-            }
+            ExchangeError::UnknownIdentity
+            | ExchangeError::InvalidToken(_)
+            | ExchangeError::Denied { .. } => Self::invalid_request(
+                "the subject token cannot be exchanged for the requested identity",
+            ),
             ExchangeError::InvalidScope(_) => Self {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_scope",
@@ -117,7 +119,15 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let error = self.status.canonical_reason().unwrap_or("error").to_lowercase();
-        (self.status, Json(json!({"error": error, "message": self.message}))).into_response()
+        let error = self
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_lowercase();
+        (
+            self.status,
+            Json(json!({"error": error, "message": self.message})),
+        )
+            .into_response()
     }
 }

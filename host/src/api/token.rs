@@ -31,7 +31,11 @@ fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuth
     Ok(map)
 }
 
-fn required<'a>(params: &'a HashMap<String, String>, name: &str, missing: &'static str) -> Result<&'a str, OAuthError> {
+fn required<'a>(
+    params: &'a HashMap<String, String>,
+    name: &str,
+    missing: &'static str,
+) -> Result<&'a str, OAuthError> {
     params
         .get(name)
         .map(String::as_str)
@@ -56,9 +60,15 @@ async fn token(
     let (input, ibm) = match grant {
         TOKEN_EXCHANGE => {
             let subject_token = required(&params, "subject_token", "`subject_token` is required")?;
-            let token_type = required(&params, "subject_token_type", "`subject_token_type` is required")?;
+            let token_type = required(
+                &params,
+                "subject_token_type",
+                "`subject_token_type` is required",
+            )?;
             if token_type != JWT_TYPE && token_type != ID_TOKEN_TYPE {
-                return Err(OAuthError::invalid_request("`subject_token_type` must be a JWT or an ID token"));
+                return Err(OAuthError::invalid_request(
+                    "`subject_token_type` must be a JWT or an ID token",
+                ));
             }
             if let Some(requested) = params.get("requested_token_type")
                 && requested != ACCESS_TOKEN_TYPE

@@ -39,14 +39,25 @@ fn parse_alg(alg: &str) -> Option<Algorithm> {
 
 impl Signer {
     /// Loads the unretired keys, generating the first one if there is none.
-    pub async fn load(store: Store, alg: Algorithm, rotate_every: Duration, now: i64) -> Result<Self, SignerError> {
+    pub async fn load(
+        store: Store,
+        alg: Algorithm,
+        rotate_every: Duration,
+        now: i64,
+    ) -> Result<Self, SignerError> {
         let mut keys = Vec::new();
         for record in store.signing_keys().await? {
             if record.retired_at.is_some() {
                 continue;
             }
-            let alg = parse_alg(&record.alg).ok_or_else(|| SignerError::UnknownAlgorithm(record.kid.clone()))?;
-            keys.push(SigningKey::from_parts(&record.kid, alg, &record.private_pkcs8, record.created_at)?);
+            let alg = parse_alg(&record.alg)
+                .ok_or_else(|| SignerError::UnknownAlgorithm(record.kid.clone()))?;
+            keys.push(SigningKey::from_parts(
+                &record.kid,
+                alg,
+                &record.private_pkcs8,
+                record.created_at,
+            )?);
         }
         if keys.is_empty() {
             let key = SigningKey::generate(alg, now)?;
@@ -63,7 +74,11 @@ impl Signer {
 
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
-        self.ring.read().expect("key ring poisoned").current().sign(claims)
+        self.ring
+            .read()
+            .expect("key ring poisoned")
+            .current()
+            .sign(claims)
     }
 
     /// The published key set: current and previous keys.
@@ -81,7 +96,12 @@ impl Signer {
 
     /// Rotates when the current key is older than the schedule. Returns whether it did.
     pub async fn rotate_if_due(&self, now: i64) -> Result<bool, SignerError> {
-        if !self.ring.read().expect("key ring poisoned").needs_rotation(now, self.rotate_every) {
+        if !self
+            .ring
+            .read()
+            .expect("key ring poisoned")
+            .needs_rotation(now, self.rotate_every)
+        {
             return Ok(false);
         }
         let key = SigningKey::generate(self.alg, now)?;
@@ -89,7 +109,11 @@ impl Signer {
         let oldest_kept = {
             let mut ring = self.ring.write().expect("key ring poisoned");
             ring.rotate(key, KEEP_PREVIOUS);
-            ring.keys().iter().map(SigningKey::created_at).min().unwrap_or(now)
+            ring.keys()
+                .iter()
+                .map(SigningKey::created_at)
+                .min()
+                .unwrap_or(now)
         };
         self.store.retire_signing_keys_before(oldest_kept).await?;
         tracing::info!("signing key rotated");

@@ -1,0 +1,146 @@
+//! `tollgate serve`: the exchange server.
+
+use crate::api::{self, AppState};
+use crate::config::ServeArgs;
+use crate::exchange::{ExchangeService, unix_now};
+use crate::issue::Signer;
+use crate::policy::{Limits, PolicyEngine, PolicyRegistry};
+use crate::store::{Store, generate_api_key, hash_api_key};
+use crate::verify::{Verifier, VerifySettings};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", args.data_dir.display()))?;
+    let store = Store::open(&args.database_url())
+        .await
+        .context("cannot open the store")?;
+
+    let limits = Limits {
+        fuel: args.policy_fuel.min(crate::policy::limits::MAX_FUEL),
+        ..Limits::default()
+    };
+    let engine =
+        PolicyEngine::new(limits)?.with_artifact_cache(&args.data_dir.join("artifacts"))?;
+    let registry = Arc::new(
+        PolicyRegistry::new(Arc::new(engine)).context("cannot load the built-in policies")?,
+    );
+    load_policies(&store, &registry).await?;
+
+    let verifier = Verifier::new(VerifySettings {
+        leeway: Duration::from_secs(args.leeway_seconds),
+        max_lifetime: Duration::from_secs(args.max_token_lifetime_seconds),
+        allow_insecure: args.allow_insecure_issuers,
+        ..VerifySettings::default()
+    })?;
+    let rotate_every = Duration::from_secs(args.key_rotation_seconds);
+    let signer =
+        Arc::new(Signer::load(store.clone(), args.signing_alg, rotate_every, unix_now()).await?);
+    bootstrap_operator_key(&store, args.operator_key.as_deref()).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = match &args.public_url {
+        Some(_) => args.public_url(),
+        None => format!("http://{local}"),
+    };
+    let exchange = Arc::new(ExchangeService {
+        store,
+        verifier,
+        policies: registry,
+        signer: signer.clone(),
+        public_url: public_url.clone(),
+        fuel: limits_fuel(&args),
+    });
+    tokio::spawn(rotate_keys(signer));
+    let app = api::router(AppState { exchange }, args.max_body_bytes);
+    eprintln!("tollgate listening on http://{local} (public URL {public_url})");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(crate::dev::shutdown_signal())
+    .await?;
+    eprintln!("tollgate stopped");
+    Ok(())
+}
+
+fn limits_fuel(args: &ServeArgs) -> u64 {
+    args.policy_fuel.min(crate::policy::limits::MAX_FUEL)
+}
+
+/// Loads every uploaded module (from the artifact cache when it can) before serving.
+async fn load_policies(store: &Store, registry: &Arc<PolicyRegistry>) -> anyhow::Result<()> {
+    let policies = store.all_policies().await?;
+    let count = policies.len();
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || {
+        for policy in policies {
+            if let Err(error) = registry.load(&policy.meta.tenant, &policy.bytes) {
+                tracing::error!(tenant = %policy.meta.tenant, digest = %policy.meta.digest, %error, "stored policy no longer loads");
+            }
+        }
+    })
+    .await?;
+    tracing::info!(count, "policy modules loaded");
+    Ok(())
+}
+
+/// Makes sure an operator key exists: the configured one, or a new one printed once.
+async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
+    match configured {
+        Some(secret) => {
+            let hash = hash_api_key(secret);
+            if store.find_api_key(&hash).await?.is_none() {
+                store
+                    .create_api_key(None, &hash, "configured operator key")
+                    .await?;
+            }
+        }
+        None if store.count_operator_keys().await? == 0 => {
+            let (secret, hash) = generate_api_key()?;
+            store
+                .create_api_key(None, &hash, "generated operator key")
+                .await?;
+            eprintln!("generated operator API key (shown once, keep it): {secret}");
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn rotate_keys(signer: Arc<Signer>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(error) = signer.rotate_if_due(unix_now()).await {
+            tracing::error!(%error, "signing key rotation failed");
+        }
+    }
+}
