@@ -376,12 +376,16 @@ fn intersect_scopes(
     if requested.is_empty() {
         return Ok(effective);
     }
+    let mut narrowed: Vec<String> = Vec::with_capacity(requested.len());
     for scope in requested {
         if !effective.contains(scope) {
             return Err(ExchangeError::InvalidScope(scope.clone()));
         }
+        if !narrowed.contains(scope) {
+            narrowed.push(scope.clone());
+        }
     }
-    Ok(requested.to_vec())
+    Ok(narrowed)
 }
 
 fn error_code(error: &ExchangeError) -> &'static str {

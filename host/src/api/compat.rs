@@ -1,15 +1,17 @@
 //! Compatibility shapes of the exchange: Chainguard's `/sts/exchange` and Infisical's
 //! Kubernetes login.
 
+use super::token::no_store;
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::{ExchangeError, ExchangeInput, Issued};
 use crate::metrics::{self, Outcome};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,7 +47,7 @@ async fn chainguard(
     ClientAddr(client_address): ClientAddr,
     headers: HeaderMap,
     Query(query): Query<ChainguardQuery>,
-) -> Result<Json<Value>, OAuthError> {
+) -> Result<impl IntoResponse, OAuthError> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -69,7 +71,7 @@ async fn chainguard(
         client_address,
     };
     let issued = run(&state, input).await?;
-    Ok(Json(json!({"token": issued.access_token})))
+    Ok(no_store(Json(json!({"token": issued.access_token}))))
 }
 
 #[derive(Deserialize)]
@@ -83,9 +85,11 @@ async fn infisical(
     State(state): State<AppState>,
     ClientAddr(client_address): ClientAddr,
     body: Result<Json<InfisicalLogin>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, OAuthError> {
-    let Json(login) =
-        body.map_err(|_| OAuthError::invalid_request("expected JSON with `identityId` and `jwt`"))?;
+) -> Result<impl IntoResponse, OAuthError> {
+    let Json(login) = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => OAuthError::unreadable_body(StatusCode::PAYLOAD_TOO_LARGE),
+        _ => OAuthError::invalid_request("expected JSON with `identityId` and `jwt`"),
+    })?;
     let input = ExchangeInput {
         identity: login.identity_id,
         subject_token: login.jwt,
@@ -93,10 +97,10 @@ async fn infisical(
         ..Default::default()
     };
     let issued = run(&state, input).await?;
-    Ok(Json(json!({
+    Ok(no_store(Json(json!({
         "accessToken": issued.access_token,
         "expiresIn": issued.expires_in,
         "accessTokenMaxTTL": issued.max_ttl,
         "tokenType": "Bearer",
-    })))
+    }))))
 }

@@ -24,6 +24,18 @@ impl OAuthError {
         }
     }
 
+    /// A request body the endpoint cannot read: 413 when it is over the limit, else 400.
+    pub fn unreadable_body(status: StatusCode) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self {
+                status,
+                code: "invalid_request",
+                description: "the request body is too large",
+            };
+        }
+        Self::invalid_request("the request body must be application/x-www-form-urlencoded")
+    }
+
     pub fn unsupported_grant_type() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

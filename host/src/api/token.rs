@@ -5,9 +5,11 @@ use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
 use crate::metrics::{self, Outcome};
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Form, Json, Router};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -53,8 +55,9 @@ fn scopes(params: &HashMap<String, String>) -> Vec<String> {
 async fn token(
     State(state): State<AppState>,
     ClientAddr(client_address): ClientAddr,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Json<Value>, OAuthError> {
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<impl IntoResponse, OAuthError> {
+    let Form(pairs) = form.map_err(|rejection| OAuthError::unreadable_body(rejection.status()))?;
     let params = params(pairs)?;
     let grant = required(&params, "grant_type", "`grant_type` is required")?;
     let (input, ibm) = match grant {
@@ -119,5 +122,13 @@ async fn token(
     if ibm {
         body["expiration"] = json!(crate::exchange::unix_now() + i64::from(issued.expires_in));
     }
-    Ok(Json(body))
+    Ok(no_store(Json(body)))
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+pub fn no_store<T: IntoResponse>(body: T) -> impl IntoResponse {
+    (
+        [("cache-control", "no-store"), ("pragma", "no-cache")],
+        body,
+    )
 }

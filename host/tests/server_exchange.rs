@@ -1,0 +1,262 @@
+//! The quickstart, end to end: a dev issuer and `tollgate serve` as real processes, the four
+//! exchange shapes, and the issued tokens verified as a relying party would.
+
+#[path = "support/server.rs"]
+mod server_support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use server_support::{CR_TOKEN, DevIssuer, Server, TOKEN_EXCHANGE, TempDir, Tenant, quickstart};
+use std::collections::HashSet;
+
+const REGISTRY: &str = "https://registry.example";
+const OTHER: &str = "https://other.example";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Everything an issued token must carry, for the quickstart workload.
+fn check_claims(claims: &Value, server: &Server, issuer: &DevIssuer, acme: &Tenant, aud: &str) {
+    assert_eq!(claims["iss"], server.url.as_str(), "{claims}");
+    assert_eq!(claims["sub"], "tenants/acme/identities/deployer");
+    assert_eq!(claims["aud"], aud);
+    assert_eq!(claims["scope"], "registry.pull");
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!((iat - now()).abs() < 120, "iat {iat}");
+    assert_eq!(claims["nbf"], iat);
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 900);
+    let jti = claims["jti"].as_str().unwrap();
+    assert!(jti.len() >= 16, "{jti}");
+    assert_eq!(
+        claims["act"],
+        json!({"iss": issuer.url, "sub": "system:serviceaccount:prod:deployer"})
+    );
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["identity"], acme.uid.as_str());
+    let digest = claims["policy"].as_str().unwrap();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(claims["kubernetes"]["namespace"], "prod");
+    assert_eq!(claims["kubernetes"]["service_account"], "deployer");
+    assert_eq!(claims["kubernetes"]["pod"], "api-1");
+}
+
+#[tokio::test]
+async fn the_quickstart_works_in_all_four_shapes() {
+    let dir = TempDir::new("exchange-quickstart");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let name = acme.identity("deployer");
+    let mut jtis = HashSet::new();
+
+    // RFC 8693, by resource name.
+    let (status, body) = server.exchange(&name, &token, &[]).await;
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "registry.pull");
+    let access = body["access_token"].as_str().unwrap();
+    let claims = server.verify(access, REGISTRY).await;
+    check_claims(&claims, &server, &issuer, &acme, REGISTRY);
+    jtis.insert(claims["jti"].clone());
+    let digest = claims["policy"].clone();
+
+    // RFC 8693, by opaque uid, an `id_token` subject type and another of the identity's
+    // audiences picked with `resource`.
+    let extra = [
+        ("resource", OTHER),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:id_token",
+        ),
+    ];
+    let form: Vec<(&str, &str)> = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", token.as_str()),
+        ("audience", acme.uid.as_str()),
+    ]
+    .into_iter()
+    .chain(extra)
+    .collect();
+    let (status, body) = server.token_endpoint(&form).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = server
+        .verify(body["access_token"].as_str().unwrap(), OTHER)
+        .await;
+    check_claims(&claims, &server, &issuer, &acme, OTHER);
+    jtis.insert(claims["jti"].clone());
+
+    // Chainguard: by name (default audience) and by uid with `aud`.
+    let (status, body) = server.chainguard(&name, &token, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    let claims = server
+        .verify(body["token"].as_str().unwrap(), REGISTRY)
+        .await;
+    check_claims(&claims, &server, &issuer, &acme, REGISTRY);
+    jtis.insert(claims["jti"].clone());
+    let (status, body) = server.chainguard(&acme.uid, &token, Some(OTHER)).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = server.verify(body["token"].as_str().unwrap(), OTHER).await;
+    check_claims(&claims, &server, &issuer, &acme, OTHER);
+    jtis.insert(claims["jti"].clone());
+
+    // Infisical, by name and by uid.
+    for identity in [name.as_str(), acme.uid.as_str()] {
+        let (status, body) = server.infisical(identity, &token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["tokenType"], "Bearer");
+        assert_eq!(body["expiresIn"], 900);
+        assert_eq!(body["accessTokenMaxTTL"], 3600);
+        let claims = server
+            .verify(body["accessToken"].as_str().unwrap(), REGISTRY)
+            .await;
+        check_claims(&claims, &server, &issuer, &acme, REGISTRY);
+        jtis.insert(claims["jti"].clone());
+    }
+
+    // IBM's cr-token grant, by name and by uid.
+    for identity in [name.as_str(), acme.uid.as_str()] {
+        let (status, body) = server.ibm(identity, &token).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["token_type"], "Bearer");
+        let expiration = body["expiration"].as_i64().unwrap();
+        assert!((expiration - now() - 900).abs() < 120, "{body}");
+        let claims = server
+            .verify(body["access_token"].as_str().unwrap(), REGISTRY)
+            .await;
+        check_claims(&claims, &server, &issuer, &acme, REGISTRY);
+        jtis.insert(claims["jti"].clone());
+    }
+    assert_eq!(jtis.len(), 8, "every issued token has its own jti");
+
+    // Every token names the same policy digest, the one the decision log records.
+    let (status, log) = server
+        .admin(
+            Method::GET,
+            "/v1/tenants/acme/decisions",
+            Some(&acme.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let decisions = log["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 8, "{log}");
+    for decision in decisions {
+        assert_eq!(decision["allowed"], true, "{decision}");
+        assert_eq!(decision["policy_digest"], digest, "{decision}");
+        assert_eq!(decision["subject"], "system:serviceaccount:prod:deployer");
+        assert_eq!(decision["issuer"], issuer.url.as_str());
+        assert_eq!(decision["scopes"], json!(["registry.pull"]));
+        assert_eq!(decision["client_address"], "127.0.0.1");
+    }
+}
+
+#[tokio::test]
+async fn discovery_names_the_keys_and_the_token_endpoint() {
+    let dir = TempDir::new("exchange-discovery");
+    let server = Server::start(dir.path());
+    let url = server.url.as_str();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let metadata = server.get_json(path).await;
+        assert_eq!(metadata["issuer"], url);
+        assert_eq!(metadata["jwks_uri"], format!("{url}/.well-known/jwks.json"));
+        assert_eq!(metadata["token_endpoint"], format!("{url}/oauth2/token"));
+        let grants = metadata["grant_types_supported"].as_array().unwrap();
+        assert!(grants.contains(&json!(TOKEN_EXCHANGE)), "{metadata}");
+        assert!(grants.contains(&json!(CR_TOKEN)), "{metadata}");
+        let algorithms = &metadata["id_token_signing_alg_values_supported"];
+        assert_eq!(algorithms, &json!(["ES256"]), "{metadata}");
+    }
+    let jwks = server.jwks().await;
+    assert!(!jwks.keys.is_empty());
+    for key in &jwks.keys {
+        assert!(key.common.key_id.is_some());
+        let raw = serde_json::to_value(key).unwrap();
+        assert!(
+            raw.get("d").is_none(),
+            "private key material published: {raw}"
+        );
+    }
+    for (path, expected) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let (status, body) = Server::send(server.at(Method::GET, path)).await;
+        assert_eq!((status, body.as_str()), (200, Some(expected)), "{path}");
+    }
+    let (status, metrics) = Server::send(server.at(Method::GET, "/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(!metrics.as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pasted_jwks_verifies_until_it_expires() {
+    let dir = TempDir::new("exchange-static");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let (key, audience) = server.create_tenant("acme").await;
+    let jwks_uri = format!("{}/openid/v1/jwks", issuer.url);
+    let (status, keys) = Server::send(server.http.get(jwks_uri)).await;
+    assert_eq!(status, 200, "{keys}");
+    let put_issuer = |expires_at: i64| {
+        let body = json!({
+            "issuer_url": issuer.url,
+            "source": {"mode": "static_jwks", "jwks": keys, "expires_at": expires_at},
+        });
+        server.admin(
+            Method::PUT,
+            "/v1/tenants/acme/issuers/pinned",
+            Some(&key),
+            Some(body),
+        )
+    };
+    let (status, body) = put_issuer(now() + 3600).await;
+    assert_eq!(status, 200, "{body}");
+    let identity = json!({"issuer": "pinned", "config": {"namespaces": ["prod"]}});
+    let (status, body) = server.put_identity("acme", "pinned", &key, identity).await;
+    assert_eq!(status, 200, "{body}");
+    let name = "tenants/acme/identities/pinned";
+    let token = issuer.token(&audience, "prod", "deployer", &[]);
+    let (status, body) = server.exchange(name, &token, &[]).await;
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    // No token audiences: the issued token is for the identity itself.
+    let claims = server
+        .verify(body["access_token"].as_str().unwrap(), name)
+        .await;
+    assert_eq!(claims["scope"], "");
+
+    // Replacing the issuer takes effect at once: an expired pasted set verifies nothing.
+    let (status, body) = put_issuer(now() - 10).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.exchange(name, &token, &[]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    // A set without usable keys is refused when written.
+    let body = json!({"issuer_url": issuer.url, "source": {"mode": "static_jwks", "jwks": {"keys": []}, "expires_at": now() + 60}});
+    let (status, _) = server
+        .admin(
+            Method::PUT,
+            "/v1/tenants/acme/issuers/empty",
+            Some(&key),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 422);
+}
