@@ -5,7 +5,7 @@ mod policy_check;
 mod policy_test;
 mod serve;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 /// Tollgate exchanges Kubernetes ServiceAccount tokens for short-lived access tokens, when the
@@ -68,10 +68,21 @@ pub enum Format {
 
 /// Parses arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     init_tracing();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(mut args) => {
+            let serve_matches = matches.subcommand_matches("serve").expect("serve matched");
+            if let Err(error) = args.merge_file(serve_matches) {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+            serve::run(args)
+        }
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
         Command::Dev(command) => dev::run(command),

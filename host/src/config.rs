@@ -8,6 +8,10 @@ use std::path::PathBuf;
 /// How to run the exchange server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A YAML file with any of the settings below (snake_case keys, e.g. `leeway_seconds: 30`).
+    /// Flags and environment variables win over it.
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -70,5 +74,125 @@ impl ServeArgs {
         self.database
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tollgate.db").display()))
+    }
+}
+
+/// The same settings as a YAML file (`tollgate serve --config FILE`). Flags and environment
+/// variables win over the file; the file wins over defaults. Unknown keys are errors.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub database: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub operator_key: Option<String>,
+    pub signing_alg: Option<Algorithm>,
+    pub key_rotation_seconds: Option<u64>,
+    pub leeway_seconds: Option<u64>,
+    pub max_token_lifetime_seconds: Option<u64>,
+    pub allow_insecure_issuers: Option<bool>,
+    pub policy_fuel: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file `{path}` is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl ServeArgs {
+    /// Fills every setting that was left at its default from the `--config` file.
+    pub fn merge_file(&mut self, matches: &clap::ArgMatches) -> Result<(), ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: FileConfig = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let unset = |id: &str| {
+            !matches!(
+                matches.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(value) = file.$field
+                    && unset(stringify!($field))
+                {
+                    self.$field = value.into();
+                }
+            };
+        }
+        take!(listen);
+        take!(public_url);
+        take!(database);
+        take!(data_dir);
+        take!(operator_key);
+        take!(signing_alg);
+        take!(key_rotation_seconds);
+        take!(leeway_seconds);
+        take!(max_token_lifetime_seconds);
+        take!(allow_insecure_issuers);
+        take!(policy_fuel);
+        take!(max_body_bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        let matches = Wrapper::command().get_matches_from(args);
+        let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();
+        wrapper.serve.merge_file(&matches).unwrap();
+        wrapper.serve
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let path =
+            std::env::temp_dir().join(format!("tollgate-config-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen: 127.0.0.1:9999\nleeway_seconds: 5\nallow_insecure_issuers: true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let args = parse(&["t", "--config", file, "--leeway-seconds", "7"]);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(args.leeway_seconds, 7);
+        assert!(args.allow_insecure_issuers);
+        assert_eq!(args.policy_fuel, 1_000_000);
+        std::fs::write(&path, "listn: 127.0.0.1:1\n").unwrap();
+        let matches = Wrapper::command().get_matches_from(["t", "--config", file]);
+        let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();
+        let error = wrapper.serve.merge_file(&matches).unwrap_err().to_string();
+        assert!(error.contains("unknown field `listn`"), "{error}");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -10,6 +10,8 @@ static EXCHANGES_ERRORED: AtomicU64 = AtomicU64::new(0);
 static DECISIONS: AtomicU64 = AtomicU64::new(0);
 static DECISION_MICROS: AtomicU64 = AtomicU64::new(0);
 static FUEL: AtomicU64 = AtomicU64::new(0);
+static JWKS_FETCH_OK: AtomicU64 = AtomicU64::new(0);
+static JWKS_FETCH_FAILED: AtomicU64 = AtomicU64::new(0);
 /// Decision latency buckets, in microseconds.
 const BUCKETS: [u64; 8] = [10, 25, 50, 100, 250, 1000, 10_000, 100_000];
 static DECISION_BUCKETS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -27,6 +29,16 @@ pub fn count_exchange(outcome: Outcome) {
         Outcome::Allowed => &EXCHANGES_ALLOWED,
         Outcome::Denied => &EXCHANGES_DENIED,
         Outcome::Errored => &EXCHANGES_ERRORED,
+    }
+    .fetch_add(1, Relaxed);
+}
+
+/// One fetch of an issuer's keys (discovery + JWKS), successful or not.
+pub fn count_jwks_fetch(ok: bool) {
+    if ok {
+        &JWKS_FETCH_OK
+    } else {
+        &JWKS_FETCH_FAILED
     }
     .fetch_add(1, Relaxed);
 }
@@ -80,5 +92,35 @@ pub fn render() -> String {
     let _ = writeln!(out, "tollgate_decision_seconds_count {count}");
     out.push_str("# HELP tollgate_policy_fuel_total Fuel burned by policy decisions.\n# TYPE tollgate_policy_fuel_total counter\n");
     let _ = writeln!(out, "tollgate_policy_fuel_total {}", FUEL.load(Relaxed));
+    out.push_str("# HELP tollgate_jwks_fetches_total Fetches of issuer keys by result.\n# TYPE tollgate_jwks_fetches_total counter\n");
+    let _ = writeln!(
+        out,
+        "tollgate_jwks_fetches_total{{result=\"ok\"}} {}",
+        JWKS_FETCH_OK.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "tollgate_jwks_fetches_total{{result=\"error\"}} {}",
+        JWKS_FETCH_FAILED.load(Relaxed)
+    );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_every_family() {
+        super::count_exchange(super::Outcome::Allowed);
+        super::observe_decision(std::time::Duration::from_micros(20), 1000);
+        super::count_jwks_fetch(true);
+        let text = super::render();
+        for family in [
+            "tollgate_exchanges_total{outcome=\"allowed\"}",
+            "tollgate_decision_seconds_bucket{le=\"0.000025\"}",
+            "tollgate_policy_fuel_total",
+            "tollgate_jwks_fetches_total{result=\"ok\"}",
+        ] {
+            assert!(text.contains(family), "{family} missing in\n{text}");
+        }
+    }
 }

@@ -123,6 +123,7 @@ impl KeyCache {
             }
         });
         drop(guard);
+        crate::metrics::count_jwks_fetch(result.is_ok());
         let mut state = entry.state();
         match result {
             Ok(set) => {
