@@ -61,6 +61,7 @@
 //! `tollgate policy test`.
 
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(any(test, not(target_arch = "wasm32")))]
