@@ -1,5 +1,6 @@
 //! The `tollgate` command line. One file per subcommand under `cli/`.
 
+mod admin;
 mod dev;
 mod policy_check;
 mod policy_test;
@@ -35,6 +36,14 @@ enum Command {
     ///   tollgate dev token -n default -s default --audience http://127.0.0.1:8080/tenants/acme
     #[command(subcommand, verbatim_doc_comment)]
     Dev(dev::DevCommand),
+    /// Manage a running server over its admin API: tenants, issuers, policies, identities
+    ///
+    /// Example:
+    ///   export TOLLGATE_SERVER=http://127.0.0.1:8080 TOLLGATE_API_KEY=<tenant key>
+    ///   tollgate admin apply -f acme.yaml
+    ///   tollgate admin decisions acme
+    #[command(verbatim_doc_comment)]
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
         Command::Dev(command) => dev::run(command),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

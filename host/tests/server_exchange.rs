@@ -242,9 +242,16 @@ async fn a_pasted_jwks_verifies_until_it_expires() {
         .await;
     assert_eq!(claims["scope"], "");
 
-    // Replacing the issuer takes effect at once: an expired pasted set verifies nothing.
+    // A set that has already expired is refused when written; the current one stays.
     let (status, body) = put_issuer(now() - 10).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = server.exchange(name, &token, &[]).await;
     assert_eq!(status, 200, "{body}");
+    // Replacing the issuer takes effect at once, and an expiring set verifies nothing after
+    // its `expires_at`.
+    let (status, body) = put_issuer(now() + 2).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (status, body) = server.exchange(name, &token, &[]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_request");

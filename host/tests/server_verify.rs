@@ -166,8 +166,7 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
     let reason = last_denial(&server, TENANT, &key).await;
     assert!(reason.contains("kid: no key with id"), "{reason}");
 
-    // A static set whose `expires_at` has passed: the registration is accepted (only a
-    // positive time is required), and every exchange against it is refused.
+    // A static set whose `expires_at` has passed is refused at registration.
     let expired = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() - 60});
     let (status, body) = server
         .put_issuer(
@@ -177,8 +176,20 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
             json!({"issuer_url": issuer_url, "source": expired}),
         )
         .await;
-    assert_eq!(status, 200, "registering an expired set: {body}");
+    assert_eq!(status, 422, "registering an expired set: {body}");
+    // One that expires later is accepted, then every exchange against it is refused.
+    let expiring = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() + 2});
+    let (status, body) = server
+        .put_issuer(
+            TENANT,
+            &key,
+            "stale",
+            json!({"issuer_url": issuer_url, "source": expiring}),
+        )
+        .await;
+    assert_eq!(status, 200, "registering an expiring set: {body}");
     server.put_identity(TENANT, &key, "stale", "stale").await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_denied(
         &server.exchange(TENANT, "stale", &token).await,
         "expired static set",

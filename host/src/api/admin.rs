@@ -167,6 +167,14 @@ async fn put_issuer(
         .verifier
         .validate_issuer(&config)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    // Validate early: a pasted key set that has already expired would only ever deny.
+    if let IssuerSource::StaticJwks { expires_at, .. } = &config.source
+        && *expires_at <= crate::exchange::unix_now()
+    {
+        return Err(ApiError::unprocessable(
+            "static `expires_at` is in the past",
+        ));
+    }
     let record = IssuerRecord {
         tenant: tenant.clone(),
         name: name.clone(),

@@ -1,0 +1,296 @@
+//! `tollgate admin`: a client of the server's admin API, so nobody writes curl by hand.
+//! `apply -f` reads YAML resources; the other subcommands map one to one onto the API.
+
+mod apply;
+mod client;
+mod documents;
+mod inspect;
+mod resources;
+mod show;
+
+use super::Format;
+use client::{AdminError, Client};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Talk to a running `tollgate serve`: tenants, issuers, policies, identities, decisions.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  export TOLLGATE_SERVER=http://127.0.0.1:8080
+  TOLLGATE_API_KEY=op-secret tollgate admin tenant create acme   # operator key
+  export TOLLGATE_API_KEY=tg_...                                  # the key it printed
+  tollgate admin apply -f acme.yaml
+  tollgate admin simulate acme deployer --claims claims.json
+  tollgate admin decisions acme --limit 20
+
+Exit status: 0 on success, 1 when the server refused or could not be reached, 2 when the
+command line or an input file cannot be used.")]
+pub struct AdminArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Connection")]
+struct Connection {
+    /// The server's URL.
+    #[arg(
+        long,
+        env = "TOLLGATE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// An API key: the operator's (tenants) or a tenant's (everything in it).
+    #[arg(long, env = "TOLLGATE_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// `text` for people, `json` for the server's answers as JSON.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AdminCommand {
+    /// Create, list and add keys to tenants (create and list need the operator key).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// The token issuers (clusters) a tenant trusts.
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
+    /// Upload and list a tenant's policy modules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read and delete identities (create or change them with `apply`).
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Apply a YAML file of issuers, policies and identities, in order
+    #[command(long_about = apply::LONG_ABOUT, verbatim_doc_comment)]
+    Apply(apply::Args),
+    /// Dry-run an identity's policy on claims or a real token; nothing is issued or logged
+    ///
+    /// Example:
+    ///   tollgate admin simulate acme deployer --claims claims.json --scope registry.pull
+    ///   tollgate admin simulate acme deployer --token-file /var/run/secrets/tokens/sa.token
+    #[command(verbatim_doc_comment)]
+    Simulate(inspect::SimulateArgs),
+    /// The tenant's decision log, newest first: time, allowed/denied, code, subject
+    ///
+    /// Example:
+    ///   tollgate admin decisions acme --limit 20
+    #[command(verbatim_doc_comment)]
+    Decisions(inspect::DecisionsArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TenantCommand {
+    /// Create a tenant; prints its first API key (shown once) and its token audience.
+    ///
+    /// Example:
+    ///   TOLLGATE_API_KEY=op-secret tollgate admin tenant create acme
+    #[command(verbatim_doc_comment)]
+    Create {
+        /// 1-63 lowercase letters, digits or `-`.
+        name: String,
+    },
+    /// List tenants (operator key).
+    ///
+    /// Example:
+    ///   tollgate admin tenant list
+    #[command(verbatim_doc_comment)]
+    List,
+    /// Create another API key for a tenant; prints it (shown once).
+    ///
+    /// Example:
+    ///   tollgate admin tenant key acme
+    #[command(verbatim_doc_comment)]
+    Key {
+        /// The tenant's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IssuerCommand {
+    /// Register or replace an issuer. Keys come from OIDC discovery unless a static JWKS or a
+    /// TokenReview server is given.
+    ///
+    /// Examples:
+    ///   tollgate admin issuer put acme dev --url http://127.0.0.1:8081
+    ///   tollgate admin issuer put acme air --url https://kubernetes.default.svc \
+    ///       --static-jwks jwks.json --expires-at 1798761600
+    ///   tollgate admin issuer put acme prod --url https://kubernetes.default.svc \
+    ///       --token-review-server https://10.0.0.1:6443 --reviewer-token-file reviewer.token \
+    ///       --ca-file ca.pem
+    #[command(verbatim_doc_comment)]
+    Put(resources::IssuerPut),
+    /// List a tenant's issuers.
+    ///
+    /// Example:
+    ///   tollgate admin issuer list acme
+    #[command(verbatim_doc_comment)]
+    List {
+        /// The tenant's name.
+        tenant: String,
+    },
+    /// Show an issuer as an `apply` document (the reviewer token is never shown).
+    ///
+    /// Example:
+    ///   tollgate admin issuer get acme dev
+    #[command(verbatim_doc_comment)]
+    Get {
+        /// The tenant's name.
+        tenant: String,
+        /// The issuer's name within the tenant.
+        name: String,
+    },
+    /// Delete an issuer.
+    ///
+    /// Example:
+    ///   tollgate admin issuer delete acme dev
+    #[command(verbatim_doc_comment)]
+    Delete {
+        /// The tenant's name.
+        tenant: String,
+        /// The issuer's name within the tenant.
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PolicyCommand {
+    /// Upload a compiled policy (a `wasm32-wasip2` component). The server validates and
+    /// compiles it; prints its digest, size and compile time. Identities refer to it by digest.
+    ///
+    /// Example:
+    ///   tollgate admin policy upload acme target/wasm32-wasip2/release/team_scopes.wasm \
+    ///       --name team-scopes
+    #[command(verbatim_doc_comment)]
+    Upload {
+        /// The tenant's name.
+        tenant: String,
+        /// The compiled module (`.wasm`).
+        file: PathBuf,
+        /// A human name kept with the module.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a tenant's policies (and the built-in ones).
+    ///
+    /// Example:
+    ///   tollgate admin policy list acme
+    #[command(verbatim_doc_comment)]
+    List {
+        /// The tenant's name.
+        tenant: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum IdentityCommand {
+    /// Show an identity as an `apply` document.
+    ///
+    /// Example:
+    ///   tollgate admin identity get acme deployer > deployer.yaml
+    #[command(verbatim_doc_comment)]
+    Get {
+        /// The tenant's name.
+        tenant: String,
+        /// The identity's id within the tenant.
+        id: String,
+    },
+    /// List a tenant's identities.
+    ///
+    /// Example:
+    ///   tollgate admin identity list acme
+    #[command(verbatim_doc_comment)]
+    List {
+        /// The tenant's name.
+        tenant: String,
+    },
+    /// Delete an identity; exchanges for it fail from then on.
+    ///
+    /// Example:
+    ///   tollgate admin identity delete acme deployer
+    #[command(verbatim_doc_comment)]
+    Delete {
+        /// The tenant's name.
+        tenant: String,
+        /// The identity's id within the tenant.
+        id: String,
+    },
+}
+
+/// Runs one admin command on a current-thread runtime (one request at a time).
+pub fn run(args: AdminArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(execute(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn execute(args: AdminArgs) -> Result<(), AdminError> {
+    let Connection {
+        server,
+        key,
+        format,
+    } = args.connection;
+    let client = Client::new(&server, key.as_deref())?;
+    let client = &client;
+    match args.command {
+        AdminCommand::Tenant(command) => match command {
+            TenantCommand::Create { name } => resources::create_tenant(client, format, &name).await,
+            TenantCommand::List => resources::list_tenants(client, format).await,
+            TenantCommand::Key { name } => resources::create_key(client, format, &name).await,
+        },
+        AdminCommand::Issuer(command) => match command {
+            IssuerCommand::Put(put) => resources::put_issuer(client, format, put).await,
+            IssuerCommand::List { tenant } => {
+                resources::list_issuers(client, format, &tenant).await
+            }
+            IssuerCommand::Get { tenant, name } => {
+                resources::get_issuer(client, format, &tenant, &name).await
+            }
+            IssuerCommand::Delete { tenant, name } => {
+                resources::delete(client, format, &tenant, ("issuer", "issuers"), &name).await
+            }
+        },
+        AdminCommand::Policy(command) => match command {
+            PolicyCommand::Upload { tenant, file, name } => {
+                resources::upload_policy(client, format, &tenant, &file, name.as_deref()).await
+            }
+            PolicyCommand::List { tenant } => {
+                resources::list_policies(client, format, &tenant).await
+            }
+        },
+        AdminCommand::Identity(command) => match command {
+            IdentityCommand::Get { tenant, id } => {
+                resources::get_identity(client, format, &tenant, &id).await
+            }
+            IdentityCommand::List { tenant } => {
+                resources::list_identities(client, format, &tenant).await
+            }
+            IdentityCommand::Delete { tenant, id } => {
+                resources::delete(client, format, &tenant, ("identity", "identities"), &id).await
+            }
+        },
+        AdminCommand::Apply(apply) => apply::run(client, format, apply).await,
+        AdminCommand::Simulate(simulate) => inspect::simulate(client, format, simulate).await,
+        AdminCommand::Decisions(decisions) => inspect::decisions(client, format, decisions).await,
+    }
+}
