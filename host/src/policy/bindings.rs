@@ -6,6 +6,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::Decision as WitDecision;
-pub use tollgate::policy::types::{Exchange, KubernetesClaims, ObjectRef, Token};
+pub use self::tollgate::policy::types::{Exchange, KubernetesClaims, ObjectRef, Token};
 
-impl tollgate::policy::types::Host for super::sandbox::SandboxState {}
+impl self::tollgate::policy::types::Host for super::sandbox::SandboxState {}
