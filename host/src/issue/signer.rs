@@ -131,3 +131,39 @@ fn record(key: &SigningKey) -> SigningKeyRecord {
         retired_at: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn generates_once_rotates_on_schedule_and_keeps_the_previous_key() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let signer = Signer::load(store.clone(), Algorithm::Es256, day, 1_000)
+            .await
+            .unwrap();
+        let first = signer.jwks()["keys"][0]["kid"].clone();
+        // Loading again reuses the stored key instead of generating another.
+        let again = Signer::load(store.clone(), Algorithm::Es256, day, 2_000)
+            .await
+            .unwrap();
+        assert_eq!(again.jwks()["keys"][0]["kid"], first);
+
+        assert!(
+            !signer.rotate_if_due(1_000 + 3600).await.unwrap(),
+            "rotated too early"
+        );
+        assert!(signer.rotate_if_due(1_000 + 2 * 86_400).await.unwrap());
+        let keys = signer.jwks()["keys"].as_array().unwrap().clone();
+        assert_eq!(keys.len(), 2, "current and previous are published");
+        assert_ne!(keys[0]["kid"], first, "a new key is current");
+        assert_eq!(keys[1]["kid"], first, "the previous key stays published");
+
+        // The rotation survives a restart: the new key is current after reloading.
+        let reloaded = Signer::load(store, Algorithm::Es256, day, 1_000 + 2 * 86_400)
+            .await
+            .unwrap();
+        assert_eq!(reloaded.jwks()["keys"][0]["kid"], keys[0]["kid"]);
+    }
+}

@@ -7,5 +7,3 @@ wasmtime::component::bindgen!({
 
 pub use self::Decision as WitDecision;
 pub use self::tollgate::policy::types::{Exchange, KubernetesClaims, ObjectRef, Token};
-
-impl self::tollgate::policy::types::Host for super::sandbox::SandboxState {}

@@ -9,7 +9,7 @@ use super::sandbox::{LimitHit, SandboxState};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
@@ -39,7 +39,7 @@ impl PolicyEngine {
         let fail = |e: wasmtime::Error| EngineError(format!("{e:#}"));
         let engine = Engine::new(&engine_config(&limits)).map_err(fail)?;
         let mut linker = Linker::new(&engine);
-        TrustPolicy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(fail)?;
+        super::host_api::add_to_linker(&mut linker).map_err(fail)?;
         super::wasi::add_to_linker(&mut linker).map_err(fail)?;
         spawn_epoch_ticker(&engine);
         Ok(Self {
@@ -264,7 +264,7 @@ fn engine_config(limits: &Limits) -> Config {
         // Keep slots resident and reset only the pages a decision dirtied (PAGEMAP_SCAN,
         // Linux 6.7+; elsewhere wasmtime falls back to madvise): no page faults on reuse.
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(4 << 20)
+        .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(1 << 16);
     let mut config = Config::new();
     config
