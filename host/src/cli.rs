@@ -99,11 +99,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr. `TOLLGATE_LOG` is a `tracing` filter (default `warn`; `info` shows each
+/// denied exchange with its reason); `TOLLGATE_LOG_FORMAT=json` writes one JSON object per line.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("TOLLGATE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
