@@ -54,11 +54,15 @@ async fn a_policy_uploaded_under_load_takes_effect_without_failed_requests() {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let mut seen = Vec::new();
-                while !stop.load(Ordering::SeqCst)
+                let mut saw_new = false;
+                // Each loop keeps going after `stop` until it has run the new policy itself:
+                // a loop the scheduler starved must still prove the switch.
+                while (!stop.load(Ordering::SeqCst) || !saw_new)
                     && seen.len() < MAX_REQUESTS_PER_LOOP
                     && started.elapsed() < MAX_LOAD_TIME
                 {
                     let (status, body) = server.exchange(IDENTITY, &token, &[]).await;
+                    saw_new |= body["scope"] == "team-a.read";
                     seen.push((
                         status,
                         body["scope"].as_str().unwrap_or("").to_owned(),
