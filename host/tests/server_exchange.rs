@@ -249,9 +249,9 @@ async fn a_pasted_jwks_verifies_until_it_expires() {
     assert_eq!(status, 200, "{body}");
     // Replacing the issuer takes effect at once, and an expiring set verifies nothing after
     // its `expires_at`.
-    let (status, body) = put_issuer(now() + 2).await;
+    let (status, body) = put_issuer(now() + 4).await;
     assert_eq!(status, 200, "{body}");
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let (status, body) = server.exchange(name, &token, &[]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_request");

@@ -178,7 +178,7 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
         .await;
     assert_eq!(status, 422, "registering an expired set: {body}");
     // One that expires later is accepted, then every exchange against it is refused.
-    let expiring = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() + 2});
+    let expiring = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() + 4});
     let (status, body) = server
         .put_issuer(
             TENANT,
@@ -189,7 +189,7 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
         .await;
     assert_eq!(status, 200, "registering an expiring set: {body}");
     server.put_identity(TENANT, &key, "stale", "stale").await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     assert_denied(
         &server.exchange(TENANT, "stale", &token).await,
         "expired static set",

@@ -127,7 +127,7 @@ fn the_wall_clock_backstop_stops_a_loop_that_fuel_alone_would_allow() {
         engine.evaluate_with_fuel(&hostile, &request(json!({"mode": "host-loop"})), u64::MAX);
     assert_eq!(denial_code(&evaluation.decision), "timeout");
     assert!(
-        evaluation.elapsed < Duration::from_millis(500),
+        evaluation.elapsed < Duration::from_secs(2),
         "{:?}",
         evaluation.elapsed
     );
