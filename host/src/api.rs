@@ -11,7 +11,8 @@ mod token;
 
 pub use error::{ApiError, OAuthError};
 
-use crate::exchange::ExchangeService;
+use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued};
+use crate::metrics::{self, Outcome};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -57,4 +58,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
                 .map(|info| info.0.ip().to_string()),
         ))
     }
+}
+
+/// Runs an exchange for any of the endpoint shapes and counts its outcome.
+async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, OAuthError> {
+    let result = state.exchange.exchange(input).await;
+    metrics::count_exchange(match &result {
+        Ok(_) => Outcome::Allowed,
+        Err(ExchangeError::Internal(_)) => Outcome::Errored,
+        Err(_) => Outcome::Denied,
+    });
+    result.map_err(OAuthError::from)
 }

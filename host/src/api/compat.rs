@@ -3,8 +3,7 @@
 
 use super::token::no_store;
 use super::{AppState, ClientAddr, OAuthError};
-use crate::exchange::{ExchangeError, ExchangeInput, Issued};
-use crate::metrics::{self, Outcome};
+use crate::exchange::ExchangeInput;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -17,22 +16,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/sts/exchange", get(chainguard).post(chainguard))
         .route("/api/v1/auth/kubernetes-auth/login", post(infisical))
-}
-
-async fn run(state: &AppState, input: ExchangeInput) -> Result<Issued, OAuthError> {
-    match state.exchange.exchange(input).await {
-        Ok(issued) => {
-            metrics::count_exchange(Outcome::Allowed);
-            Ok(issued)
-        }
-        Err(error) => {
-            metrics::count_exchange(match error {
-                ExchangeError::Internal(_) => Outcome::Errored,
-                _ => Outcome::Denied,
-            });
-            Err(error.into())
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -70,7 +53,7 @@ async fn chainguard(
         audience: query.aud,
         client_address,
     };
-    let issued = run(&state, input).await?;
+    let issued = super::run_exchange(&state, input).await?;
     Ok(no_store(Json(json!({"token": issued.access_token}))))
 }
 
@@ -96,7 +79,7 @@ async fn infisical(
         client_address,
         ..Default::default()
     };
-    let issued = run(&state, input).await?;
+    let issued = super::run_exchange(&state, input).await?;
     Ok(no_store(Json(json!({
         "accessToken": issued.access_token,
         "expiresIn": issued.expires_in,

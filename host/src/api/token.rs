@@ -3,7 +3,6 @@
 
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
-use crate::metrics::{self, Outcome};
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::response::IntoResponse;
@@ -101,17 +100,7 @@ async fn token(
         }
         _ => return Err(OAuthError::unsupported_grant_type()),
     };
-    let issued = match state.exchange.exchange(input).await {
-        Ok(issued) => issued,
-        Err(error) => {
-            metrics::count_exchange(match error {
-                crate::exchange::ExchangeError::Internal(_) => Outcome::Errored,
-                _ => Outcome::Denied,
-            });
-            return Err(error.into());
-        }
-    };
-    metrics::count_exchange(Outcome::Allowed);
+    let issued = super::run_exchange(&state, input).await?;
     let mut body = json!({
         "access_token": issued.access_token,
         "issued_token_type": ACCESS_TOKEN_TYPE,
