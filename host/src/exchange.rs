@@ -213,10 +213,11 @@ impl ExchangeService {
         now: i64,
         record: &mut DecisionRecord,
     ) -> Result<Issued, ExchangeError> {
-        let audience = self.pick_audience(identity, input.audience.as_deref())?;
         let claims = self
             .verify_token(identity, &input.subject_token, now)
             .await?;
+        // Only a verified caller learns whether an audience exists for this identity.
+        let audience = self.pick_audience(identity, input.audience.as_deref())?;
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
@@ -329,12 +330,6 @@ impl ExchangeService {
                 .and_then(|o| o.get("name"))
                 .cloned()
         };
-        let mut token = Map::new();
-        for (claim, value) in extra {
-            if !RESERVED_CLAIMS.contains(&claim.as_str()) {
-                token.insert(claim.clone(), value.clone());
-            }
-        }
         let fixed = json!({
             "iss": self.public_url,
             "sub": identity_name(identity),
@@ -355,11 +350,22 @@ impl ExchangeService {
                 "node": name("node"),
             },
         });
-        if let Value::Object(fixed) = fixed {
-            token.extend(fixed);
-        }
-        Value::Object(token)
+        merge_claims(extra, fixed)
     }
+}
+
+/// The policy's extra claims under the server's own: a policy can add claims, never replace
+/// or add a reserved one.
+fn merge_claims(extra: &[(String, Value)], fixed: Value) -> Value {
+    let mut token: Map<String, Value> = extra
+        .iter()
+        .filter(|(claim, _)| !RESERVED_CLAIMS.contains(&claim.as_str()))
+        .cloned()
+        .collect();
+    if let Value::Object(fixed) = fixed {
+        token.extend(fixed);
+    }
+    Value::Object(token)
 }
 
 /// Scopes the policy granted, limited to the identity's, narrowed to what was requested.
@@ -425,6 +431,21 @@ mod tests {
         ] {
             assert_eq!(parse_identity_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_policy_cannot_set_reserved_claims() {
+        let extra: Vec<(String, Value)> = ["sub", "aud", "exp", "act", "tenant", "scope", "team"]
+            .iter()
+            .map(|c| (c.to_string(), json!("forged")))
+            .collect();
+        let token = merge_claims(&extra, json!({"sub": "tenants/a/identities/b", "exp": 10}));
+        assert_eq!(token["sub"], "tenants/a/identities/b");
+        assert_eq!(token["exp"], 10);
+        for reserved in ["aud", "act", "tenant", "scope"] {
+            assert!(token.get(reserved).is_none(), "policy set `{reserved}`");
+        }
+        assert_eq!(token["team"], "forged");
     }
 
     #[test]
