@@ -40,8 +40,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot open the store")?;
 
+    let fuel = args.policy_fuel.min(crate::policy::limits::MAX_FUEL);
     let limits = Limits {
-        fuel: args.policy_fuel.min(crate::policy::limits::MAX_FUEL),
+        fuel,
         ..Limits::default()
     };
     let engine =
@@ -76,7 +77,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policies: registry,
         signer: signer.clone(),
         public_url: public_url.clone(),
-        fuel: limits_fuel(&args),
+        fuel,
     });
     tokio::spawn(rotate_keys(signer));
     let app = api::router(AppState { exchange }, args.max_body_bytes);
@@ -89,10 +90,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     eprintln!("tollgate stopped");
     Ok(())
-}
-
-fn limits_fuel(args: &ServeArgs) -> u64 {
-    args.policy_fuel.min(crate::policy::limits::MAX_FUEL)
 }
 
 /// Loads every uploaded module (from the artifact cache when it can) before serving.

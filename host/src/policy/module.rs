@@ -196,7 +196,10 @@ impl ArtifactCache {
             .serialize()
             .map_err(|e| LoadError::Compile(format!("serialize: {e:#}")))?;
         let path = self.path(digest);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per write: two uploads of the same module may race to the same artifact.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
