@@ -23,7 +23,8 @@ pub fn log(level: Level, message: &str) {
 ///
 /// The host compiles each pattern once and caches it, so calling this in a loop is cheap.
 /// An invalid pattern matches nothing; reject it earlier in `validate_config` with
-/// [`crate::glob::validate`].
+/// [`crate::glob::validate`]. [`crate::glob::matches`] gives the same answers without leaving
+/// the policy, which is cheaper for the short patterns of trust rules.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     imp::glob_match(pattern, text)
 }

@@ -45,9 +45,13 @@ pub fn run(args: Args) -> ExitCode {
                     println!("size:     {} bytes", info.size);
                     println!("compile:  {:.1} ms", info.compile_time.as_secs_f64() * 1e3);
                     println!("exports:  {}", info.exports.join(", "));
-                    println!("imports:");
-                    for import in &info.imports {
-                        println!("  {import}");
+                    if info.imports.is_empty() {
+                        println!("imports:  none");
+                    } else {
+                        println!("imports:");
+                        for import in &info.imports {
+                            println!("  {import}");
+                        }
                     }
                 }
             }

@@ -4,7 +4,7 @@ use crate::config::{Binding, RulesConfig};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
-use tollgate_policy::{Denial, ObjectRef, Request, glob_match};
+use tollgate_policy::{Denial, ObjectRef, Request, glob};
 
 type Check = Result<(), Denial>;
 
@@ -16,7 +16,7 @@ fn deny(code: &str, message: impl Into<String>) -> Denial {
 }
 
 fn any_glob(patterns: &[String], text: &str) -> bool {
-    patterns.iter().any(|p| glob_match(p, text))
+    patterns.iter().any(|p| glob::matches(p, text))
 }
 
 /// Runs every configured rule; the first failing one names the denial.
