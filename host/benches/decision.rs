@@ -147,6 +147,31 @@ fn main() {
         assert_eq!(sandboxed, direct, "sandbox and native disagree");
     }
     let fuel = engine.evaluate(&module, &requests[0]).fuel_used;
+    // For `perf record`: spin on one row only.
+    if let Ok(row) = std::env::var("PROFILE_ROW") {
+        for i in 0..500_000 {
+            match row.as_str() {
+                "floor" => black_box(
+                    engine
+                        .validate_config(&module, r#"{"subjects":["a"]}"#)
+                        .is_ok(),
+                ),
+                "native" => {
+                    let r = &native[i % native.len()];
+                    black_box(
+                        tollgate_policy::evaluate_json::<rules::Rules>(&r.config, r).is_allow(),
+                    )
+                }
+                _ => black_box(
+                    engine
+                        .evaluate(&module, &requests[i % requests.len()])
+                        .decision
+                        .is_allow(),
+                ),
+            };
+        }
+        return;
+    }
     if std::env::var("FUEL_BREAKDOWN").is_ok() {
         let mut r = requests[0].clone();
         println!("fuel: evaluate full {fuel}");
