@@ -259,3 +259,234 @@ async fn shutdown_is_graceful_with_stalled_connections_open() {
         server.log()
     );
 }
+
+/// An exchange with the response's Retry-After header: (status, Retry-After, body).
+async fn exchange_with_headers(
+    server: &Server,
+    identity: &str,
+    token: &str,
+) -> (u16, Option<u64>, Value) {
+    exchange_at(
+        server.http.clone(),
+        server.url.clone(),
+        identity.into(),
+        token.into(),
+    )
+    .await
+}
+
+/// [`exchange_with_headers`] with owned arguments, for spawned tasks.
+async fn exchange_at(
+    http: reqwest::Client,
+    url: String,
+    identity: String,
+    token: String,
+) -> (u16, Option<u64>, Value) {
+    let form = [
+        ("grant_type", server_support::TOKEN_EXCHANGE),
+        ("subject_token", token.as_str()),
+        ("subject_token_type", server_support::JWT_TYPE),
+        ("audience", identity.as_str()),
+    ];
+    let response = http
+        .post(format!("{url}/oauth2/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let body = response.json().await.unwrap();
+    (status, retry_after, body)
+}
+
+/// The 429 is the same RFC 6749 error whichever limit was hit, with a Retry-After, and names
+/// no tenant, identity or limit.
+fn assert_rate_limited(status: u16, retry_after: Option<u64>, body: &Value) {
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    let seconds = retry_after.expect("a 429 says when to retry");
+    assert!((1..=3600).contains(&seconds), "{seconds}");
+    let text = body.to_string();
+    for secret in ["acme", "bravo", "deployer", "tenant", "identity", "client"] {
+        assert!(!text.contains(secret), "`{secret}` leaks in {text}");
+    }
+}
+
+/// `tollgate_exchanges_total{outcome="rate_limited"}` from /metrics.
+async fn rate_limited_count(server: &Server) -> u64 {
+    let (status, body) = Server::send(server.at(Method::GET, "/metrics")).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap().to_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tollgate_exchanges_total{outcome=\"rate_limited\"} "))
+        .unwrap_or_else(|| panic!("no rate_limited outcome in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Tenant A floods with valid tokens: past its burst it gets 429s (counted in /metrics),
+/// while tenant B's exchanges in the same window all succeed.
+#[tokio::test]
+async fn a_tenant_flood_is_limited_without_touching_another_tenant() {
+    let dir = TempDir::new("http-flood");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let flags = [
+        "--allow-insecure-issuers",
+        "--tenant-rate",
+        "1",
+        "--tenant-burst",
+        "10",
+        "--identity-rate",
+        "1",
+        "--identity-burst",
+        "10",
+    ];
+    let server = Server::start_with(&dir.path().join("data"), &flags);
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let bravo = quickstart(&server, &issuer, "bravo").await;
+    let acme_token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let bravo_token = issuer.token(&bravo.audience, "prod", "deployer", &[]);
+    let before = rate_limited_count(&server).await;
+
+    let acme_identity = acme.identity("deployer");
+    // Waves of concurrent requests: within a wave the burst may overshoot by what is in flight
+    // (see `api::ratelimit`), after it the tenant is in debt and refused.
+    let flood = async {
+        let mut results = Vec::new();
+        for _ in 0..4 {
+            results.extend(concurrently(20, &server, &acme_identity, &acme_token).await);
+        }
+        results
+    };
+    let bravo_identity = bravo.identity("deployer");
+    let bravo_runs = async {
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            let (status, _, body) =
+                exchange_with_headers(&server, &bravo_identity, &bravo_token).await;
+            statuses.push((status, body));
+        }
+        statuses
+    };
+    let (flooded, bravo_results) = tokio::join!(flood, bravo_runs);
+
+    for (status, body) in &bravo_results {
+        assert_eq!(
+            *status, 200,
+            "tenant B was refused during A's flood: {body}"
+        );
+    }
+    let limited: Vec<_> = flooded.iter().filter(|(s, _, _)| *s == 429).collect();
+    let allowed = flooded.iter().filter(|(s, _, _)| *s == 200).count();
+    assert!(allowed >= 1, "{flooded:?}");
+    assert!(limited.len() >= 40, "only {} of 80 limited", limited.len());
+    assert_eq!(allowed + limited.len(), 80, "{flooded:?}");
+    for (status, retry_after, body) in &limited {
+        assert_rate_limited(*status, *retry_after, body);
+    }
+    // Every endpoint shape shares the budget.
+    let (status, body) = server.chainguard(&acme_identity, &acme_token, None).await;
+    assert_eq!(status, 429, "{body}");
+    let (status, body) = server.infisical(&acme.uid, &acme_token).await;
+    assert_eq!(status, 429, "{body}");
+    let after = rate_limited_count(&server).await;
+    assert!(
+        after >= before + limited.len() as u64 + 2,
+        "{before} -> {after}"
+    );
+}
+
+/// Unverified requests cannot spend another tenant's budget: a flood of garbage tokens naming
+/// B's identity leaves B's own exchanges untouched (the client-address limit is off here, so
+/// nothing but the tenant and identity limits is in play).
+#[tokio::test]
+async fn garbage_naming_a_victim_does_not_spend_its_budget() {
+    let dir = TempDir::new("http-victim");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let flags = [
+        "--allow-insecure-issuers",
+        "--tenant-rate",
+        "0.01",
+        "--tenant-burst",
+        "5",
+        "--identity-rate",
+        "0.01",
+        "--identity-burst",
+        "5",
+        "--client-failure-rate",
+        "0",
+    ];
+    let server = Server::start_with(&dir.path().join("data"), &flags);
+    let bravo = quickstart(&server, &issuer, "bravo").await;
+    let identity = bravo.identity("deployer");
+    let forged = issuer.token("https://elsewhere.example", "prod", "deployer", &[]);
+    for (status, _, body) in concurrently(40, &server, &identity, &forged).await {
+        let description = oauth_error(status, &body, "invalid_request");
+        assert_eq!(description, GENERIC_DENIAL, "{body}");
+    }
+    let token = issuer.token(&bravo.audience, "prod", "deployer", &[]);
+    for _ in 0..5 {
+        let (status, _, body) = exchange_with_headers(&server, &identity, &token).await;
+        assert_eq!(
+            status, 200,
+            "the victim's budget was spent by garbage: {body}"
+        );
+    }
+    // Its own sixth exchange is over its budget.
+    let (status, retry_after, body) = exchange_with_headers(&server, &identity, &token).await;
+    assert_rate_limited(status, retry_after, &body);
+}
+
+/// A client sending tokens that do not verify is limited by its address: past its burst it
+/// gets 429 before any verification work.
+#[tokio::test]
+async fn a_client_flooding_failures_is_limited() {
+    let dir = TempDir::new("http-client-failures");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let flags = [
+        "--allow-insecure-issuers",
+        "--client-failure-rate",
+        "0.01",
+        "--client-failure-burst",
+        "5",
+    ];
+    let server = Server::start_with(&dir.path().join("data"), &flags);
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let identity = acme.identity("deployer");
+    let forged = issuer.token("https://elsewhere.example", "prod", "deployer", &[]);
+    for _ in 0..5 {
+        let (status, _, body) = exchange_with_headers(&server, &identity, &forged).await;
+        assert_eq!(
+            oauth_error(status, &body, "invalid_request"),
+            GENERIC_DENIAL
+        );
+    }
+    for name in [
+        identity.as_str(),
+        "tenants/nobody/identities/none",
+        "no-such-uid",
+    ] {
+        let (status, retry_after, body) = exchange_with_headers(&server, name, &forged).await;
+        assert_rate_limited(status, retry_after, &body);
+    }
+}
+
+/// `count` identical exchanges, all in flight at once: their results.
+async fn concurrently(
+    count: usize,
+    server: &Server,
+    identity: &str,
+    token: &str,
+) -> Vec<(u16, Option<u64>, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (http, url) = (server.http.clone(), server.url.clone());
+        tasks.spawn(exchange_at(http, url, identity.into(), token.into()));
+    }
+    tasks.join_all().await
+}
