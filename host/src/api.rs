@@ -3,10 +3,10 @@
 
 mod admin;
 mod auth;
-mod body_limit;
 mod compat;
 mod discovery;
 mod error;
+mod limits;
 mod ops;
 mod ratelimit;
 mod token;
@@ -24,6 +24,7 @@ use ratelimit::Keys;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest exchange request body: a subject token and a few parameters.
 const EXCHANGE_BODY_LIMIT: usize = 64 << 10;
@@ -35,19 +36,29 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
 }
 
-/// The whole HTTP surface. `max_body` bounds admin requests (policy uploads).
-pub fn router(state: AppState, max_body: usize) -> Router {
+/// Limits on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Largest admin request body (policy uploads).
+    pub max_body: usize,
+    /// Longest time for a whole exchange request, body included.
+    pub exchange_deadline: Duration,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, bounds: RequestLimits) -> Router {
     let exchange = Router::new()
         .merge(token::routes())
         .merge(compat::routes())
         .layer(DefaultBodyLimit::max(EXCHANGE_BODY_LIMIT))
+        .layer(from_fn_with_state(EXCHANGE_BODY_LIMIT, limits::exchange))
         .layer(from_fn_with_state(
-            EXCHANGE_BODY_LIMIT,
-            body_limit::exchange,
+            bounds.exchange_deadline,
+            limits::exchange_deadline,
         ));
     let admin = admin::routes()
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(from_fn_with_state(max_body, body_limit::admin));
+        .layer(DefaultBodyLimit::max(bounds.max_body))
+        .layer(from_fn_with_state(bounds.max_body, limits::admin));
     Router::new()
         .merge(exchange)
         .merge(admin)

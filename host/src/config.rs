@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// seconds (slowloris); idle keep-alive connections are closed after the same time.
     #[arg(long, env = "TOLLGATE_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_timeout_seconds: u64,
+    /// Longest time for a whole exchange request, body included (a body dripped slowly), in
+    /// seconds.
+    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
     /// Most connections open at once; more wait in the listen backlog. 0: no cap.
     #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -136,6 +140,7 @@ pub struct FileConfig {
     pub policy_fuel: Option<u64>,
     pub max_body_bytes: Option<usize>,
     pub header_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub tenant_rate: Option<f64>,
     pub tenant_burst: Option<u32>,
@@ -201,6 +206,7 @@ impl ServeArgs {
         take!(policy_fuel);
         take!(max_body_bytes);
         take!(header_timeout_seconds);
+        take!(request_timeout_seconds);
         take!(max_connections);
         take!(tenant_rate);
         take!(tenant_burst);

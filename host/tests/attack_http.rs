@@ -490,3 +490,72 @@ async fn concurrently(
     }
     tasks.join_all().await
 }
+
+/// A body dripped a byte at a time: the header timeout does not cover it, the request
+/// deadline does. The caller gets 408 and the connection is closed.
+#[tokio::test]
+async fn a_dripped_body_is_cut_by_the_request_deadline() {
+    let dir = TempDir::new("http-drip-body");
+    let flags = ["--allow-insecure-issuers", "--request-timeout-seconds", "2"];
+    let server = Server::start_with(&dir.path().join("data"), &flags);
+    let mut stream = connect(&server);
+    let head = "POST /oauth2/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n";
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let started = Instant::now();
+    let drip = std::thread::spawn(move || {
+        while started.elapsed() < Duration::from_secs(60) {
+            if writer.write_all(b"a").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let answer = read_response(&mut stream);
+        let (rest, closed) = read_to_close(&mut stream);
+        assert!(
+            closed,
+            "the connection stayed open after the deadline: {rest:?}"
+        );
+        answer
+    })
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(elapsed < PROMPT, "{elapsed:?}");
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    drip.join().unwrap();
+}
+
+/// At most `--max-connections` connections are served at once: with both slots held by
+/// silent connections a new request waits until the header timeout frees one, then is served.
+#[tokio::test]
+async fn the_connection_cap_holds_and_slots_are_freed_by_the_header_timeout() {
+    let dir = TempDir::new("http-connection-cap");
+    let flags = [
+        "--allow-insecure-issuers",
+        "--max-connections",
+        "2",
+        "--header-timeout-seconds",
+        "3",
+    ];
+    let server = Server::start_with(&dir.path().join("data"), &flags);
+    let mut held = [connect(&server), connect(&server)];
+    for stream in &mut held {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    }
+    // Let the server take both connections before the third arrives.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (status, _) = Server::send(server.at(Method::GET, "/healthz")).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "served after {waited:?}: the cap of 2 connections was not applied"
+    );
+    assert!(waited < PROMPT, "{waited:?}");
+}

@@ -51,6 +51,16 @@ impl OAuthError {
         Self::invalid_request("the request body must be application/x-www-form-urlencoded")
     }
 
+    /// 408: the request (body included) took longer than the server allows.
+    pub fn timed_out() -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "invalid_request",
+            description: "the request took too long",
+            retry_after: None,
+        }
+    }
+
     pub fn unsupported_grant_type() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

@@ -84,7 +84,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limiter = Arc::new(RateLimiter::new(args.rate_limits()));
     tokio::spawn(evict_idle(limiter.clone()));
     let state = AppState { exchange, limiter };
-    let app = api::router(state, args.max_body_bytes);
+    let limits = api::RequestLimits {
+        max_body: args.max_body_bytes,
+        exchange_deadline: Duration::from_secs(args.request_timeout_seconds.max(1)),
+    };
+    let app = api::router(state, limits);
     let transport = http::Transport {
         header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
         max_connections: (args.max_connections > 0).then_some(args.max_connections),
