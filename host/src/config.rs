@@ -251,6 +251,32 @@ mod tests {
         assert_eq!(args.leeway_seconds, 7);
         assert!(args.allow_insecure_issuers);
         assert_eq!(args.policy_fuel, 1_000_000);
+        assert_eq!(args.header_timeout_seconds, 10);
+        assert!(args.rate_limits().tenant.per_second > 0.0);
+        std::fs::write(
+            &path,
+            "tenant_rate: 0\nidentity_rate: -3\nheader_timeout_seconds: 2\n",
+        )
+        .unwrap();
+        let args = parse(&["t", "--config", file, "--client-failure-rate", "NaN"]);
+        assert_eq!(args.header_timeout_seconds, 2);
+        assert_eq!(
+            args.rate_limits(),
+            crate::api::RateLimits {
+                tenant: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 400
+                },
+                identity: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 200
+                },
+                client_failures: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 1000
+                },
+            }
+        );
         std::fs::write(&path, "listn: 127.0.0.1:1\n").unwrap();
         let matches = Wrapper::command().get_matches_from(["t", "--config", file]);
         let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();

@@ -39,6 +39,9 @@ use std::time::{Duration, Instant};
 /// Most buckets per family.
 pub const MAX_KEYS: usize = 65_536;
 
+/// The longest `Retry-After` given, whatever the configured rate.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// A sustained rate and a burst. A rate of zero turns the limit off.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
@@ -229,9 +232,10 @@ impl Buckets {
         if tokens >= 1.0 {
             return Ok(());
         }
-        Err(Duration::from_secs_f64(
-            (1.0 - tokens) / self.rate.per_second,
-        ))
+        let wait = (1.0 - tokens) / self.rate.per_second;
+        Err(Duration::try_from_secs_f64(wait)
+            .unwrap_or(MAX_WAIT)
+            .min(MAX_WAIT))
     }
 
     fn charge(&self, key: &str, now: Instant) {
