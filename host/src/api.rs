@@ -14,7 +14,7 @@ mod token;
 pub use error::{ApiError, OAuthError};
 pub use ratelimit::{Rate, RateLimiter, RateLimits};
 
-use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued};
+use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued, parse_identity_name};
 use crate::metrics::{self, Outcome};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
@@ -95,6 +95,19 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
             .limiter
             .check_client(&keys)
             .map_err(RunError::Limited)?;
+        // Checking (never charging) the budget of the identity the request names is safe
+        // before the lookup: only verified requests spend it, so this refuses nothing the
+        // check after the lookup would not, and spares a throttled flood the store query.
+        if let Some((tenant, id)) = parse_identity_name(&input.identity) {
+            let named = Keys {
+                identity: Some((tenant.to_owned(), format!("{tenant}/{id}"))),
+                client: None,
+            };
+            state
+                .limiter
+                .check_identity(&named)
+                .map_err(RunError::Limited)?;
+        }
         let identity = state.exchange.find_identity(&input.identity).await?;
         keys.identity = Some((
             identity.tenant.clone(),
