@@ -337,6 +337,36 @@ mod tests {
     }
 
     #[test]
+    fn the_table_is_bounded_and_makes_room_from_idle_keys() {
+        let slow = Buckets::new(Rate {
+            per_second: 0.001,
+            burst: 1,
+        });
+        let now = Instant::now();
+        for n in 0..=MAX_KEYS {
+            slow.charge(&format!("10.{n}"), now);
+        }
+        assert_eq!(slow.lock().len(), MAX_KEYS);
+        // The key past the bound is not tracked, so not limited (fail open).
+        assert!(slow.check(&format!("10.{MAX_KEYS}"), now).is_ok());
+        assert!(slow.check("10.0", now).is_err());
+
+        let fast = Buckets::new(Rate {
+            per_second: 1000.0,
+            burst: 1,
+        });
+        for n in 0..MAX_KEYS {
+            fast.charge(&format!("10.{n}"), now);
+        }
+        // A second later every bucket has refilled: a new key evicts them instead of being
+        // turned away.
+        let later = now + Duration::from_secs(1);
+        fast.charge("new", later);
+        assert_eq!(fast.lock().len(), 1);
+        assert!(fast.check("new", later).is_err());
+    }
+
+    #[test]
     fn off_means_never_limited_and_nothing_stored() {
         let limiter = RateLimiter::new(RateLimits::OFF);
         let a = keys("a", "10.0.0.1");
