@@ -154,7 +154,7 @@ fn verified(error: &ExchangeError) -> bool {
 }
 
 enum RunError {
-    Limited(std::time::Duration),
+    Limited(Duration),
     Exchange(ExchangeError),
 }
 
