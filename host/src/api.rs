@@ -6,19 +6,25 @@ mod auth;
 mod compat;
 mod discovery;
 mod error;
+mod limits;
 mod ops;
+mod ratelimit;
 mod token;
 
 pub use error::{ApiError, OAuthError};
+pub use ratelimit::{Rate, RateLimiter, RateLimits};
 
-use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued};
+use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued, parse_identity_name};
 use crate::metrics::{self, Outcome};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::middleware::from_fn_with_state;
+use ratelimit::Keys;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest exchange request body: a subject token and a few parameters.
 const EXCHANGE_BODY_LIMIT: usize = 64 << 10;
@@ -27,15 +33,32 @@ const EXCHANGE_BODY_LIMIT: usize = 64 << 10;
 #[derive(Clone)]
 pub struct AppState {
     pub exchange: Arc<ExchangeService>,
+    pub limiter: Arc<RateLimiter>,
 }
 
-/// The whole HTTP surface. `max_body` bounds admin requests (policy uploads).
-pub fn router(state: AppState, max_body: usize) -> Router {
+/// Limits on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Largest admin request body (policy uploads).
+    pub max_body: usize,
+    /// Longest time for a whole exchange request, body included.
+    pub exchange_deadline: Duration,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState, bounds: RequestLimits) -> Router {
     let exchange = Router::new()
         .merge(token::routes())
         .merge(compat::routes())
-        .layer(DefaultBodyLimit::max(EXCHANGE_BODY_LIMIT));
-    let admin = admin::routes().layer(DefaultBodyLimit::max(max_body));
+        .layer(DefaultBodyLimit::max(EXCHANGE_BODY_LIMIT))
+        .layer(from_fn_with_state(EXCHANGE_BODY_LIMIT, limits::exchange))
+        .layer(from_fn_with_state(
+            bounds.exchange_deadline,
+            limits::exchange_deadline,
+        ));
+    let admin = admin::routes()
+        .layer(DefaultBodyLimit::max(bounds.max_body))
+        .layer(from_fn_with_state(bounds.max_body, limits::admin));
     Router::new()
         .merge(exchange)
         .merge(admin)
@@ -60,13 +83,83 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Runs an exchange for any of the endpoint shapes and counts its outcome.
+/// Runs an exchange for any of the endpoint shapes, within the rate limits (see
+/// [`ratelimit`] for what each request is charged to), and counts its outcome.
 async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, OAuthError> {
-    let result = state.exchange.exchange(input).await;
-    metrics::count_exchange(match &result {
+    let mut keys = Keys {
+        identity: None,
+        client: input.client_address.as_deref().and_then(Keys::client_key),
+    };
+    let result = async {
+        state
+            .limiter
+            .check_client(&keys)
+            .map_err(RunError::Limited)?;
+        // Checking (never charging) the budget of the identity the request names is safe
+        // before the lookup: only verified requests spend it, so this refuses nothing the
+        // check after the lookup would not, and spares a throttled flood the store query.
+        if let Some((tenant, id)) = parse_identity_name(&input.identity) {
+            let named = Keys {
+                identity: Some((tenant.to_owned(), format!("{tenant}/{id}"))),
+                client: None,
+            };
+            state
+                .limiter
+                .check_identity(&named)
+                .map_err(RunError::Limited)?;
+        }
+        let identity = state.exchange.find_identity(&input.identity).await?;
+        keys.identity = Some((
+            identity.tenant.clone(),
+            format!("{}/{}", identity.tenant, identity.id),
+        ));
+        state
+            .limiter
+            .check_identity(&keys)
+            .map_err(RunError::Limited)?;
+        Ok(state.exchange.exchange_as(&identity, input).await?)
+    }
+    .await;
+    let outcome = match &result {
         Ok(_) => Outcome::Allowed,
-        Err(ExchangeError::Internal(_)) => Outcome::Errored,
-        Err(_) => Outcome::Denied,
-    });
-    result.map_err(OAuthError::from)
+        Err(RunError::Limited(_)) => Outcome::RateLimited,
+        Err(RunError::Exchange(ExchangeError::Internal(_))) => Outcome::Errored,
+        Err(RunError::Exchange(_)) => Outcome::Denied,
+    };
+    metrics::count_exchange(outcome);
+    match result {
+        Ok(issued) => {
+            state.limiter.charge(&keys, true);
+            Ok(issued)
+        }
+        Err(RunError::Limited(retry_after)) => Err(OAuthError::rate_limited(retry_after)),
+        Err(RunError::Exchange(error)) => {
+            state.limiter.charge(&keys, verified(&error));
+            Err(error.into())
+        }
+    }
+}
+
+/// Whether the subject token had verified when the exchange failed: everything refused after
+/// verification (policy, scope, audience) was asked by a holder of a valid token.
+fn verified(error: &ExchangeError) -> bool {
+    match error {
+        ExchangeError::Denied { .. }
+        | ExchangeError::InvalidScope(_)
+        | ExchangeError::InvalidTarget => true,
+        ExchangeError::UnknownIdentity
+        | ExchangeError::InvalidToken(_)
+        | ExchangeError::Internal(_) => false,
+    }
+}
+
+enum RunError {
+    Limited(Duration),
+    Exchange(ExchangeError),
+}
+
+impl From<ExchangeError> for RunError {
+    fn from(error: ExchangeError) -> Self {
+        Self::Exchange(error)
+    }
 }

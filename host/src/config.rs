@@ -1,5 +1,6 @@
 //! `tollgate serve` settings: flags, each with an environment variable and a documented default.
 
+use crate::api::{Rate, RateLimits};
 use crate::issue::Algorithm;
 use clap::Args;
 use std::net::SocketAddr;
@@ -57,9 +58,53 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (policy uploads included).
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
+    /// Close a connection whose request line and headers have not all arrived after this many
+    /// seconds (slowloris); idle keep-alive connections are closed after the same time.
+    #[arg(long, env = "TOLLGATE_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+    /// Longest time for a whole exchange request, body included (a body dripped slowly), in
+    /// seconds.
+    #[arg(long, env = "TOLLGATE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Most connections open at once; more wait in the listen backlog. 0: no cap.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Exchanges per second per tenant, counted when the subject token verified. 0: no limit.
+    #[arg(long, env = "TOLLGATE_TENANT_RATE", default_value_t = 200.0)]
+    pub tenant_rate: f64,
+    /// Exchanges a tenant may make at once above its rate.
+    #[arg(long, env = "TOLLGATE_TENANT_BURST", default_value_t = 400)]
+    pub tenant_burst: u32,
+    /// Exchanges per second per identity, counted when the subject token verified. 0: no
+    /// limit.
+    #[arg(long, env = "TOLLGATE_IDENTITY_RATE", default_value_t = 50.0)]
+    pub identity_rate: f64,
+    /// Exchanges an identity may make at once above its rate.
+    #[arg(long, env = "TOLLGATE_IDENTITY_BURST", default_value_t = 200)]
+    pub identity_burst: u32,
+    /// Failed exchanges (unknown identity, token that does not verify) per second per client
+    /// address (IPv6: per /64). Behind a proxy all callers share one address. 0: no limit.
+    #[arg(long, env = "TOLLGATE_CLIENT_FAILURE_RATE", default_value_t = 100.0)]
+    pub client_failure_rate: f64,
+    /// Failed exchanges a client address may make at once above its rate.
+    #[arg(long, env = "TOLLGATE_CLIENT_FAILURE_BURST", default_value_t = 1000)]
+    pub client_failure_burst: u32,
 }
 
 impl ServeArgs {
+    /// The exchange rate limits (a rate of 0 or less, or not a number, turns one off).
+    pub fn rate_limits(&self) -> RateLimits {
+        let rate = |per_second: f64, burst: u32| Rate {
+            per_second: if per_second > 0.0 { per_second } else { 0.0 },
+            burst,
+        };
+        RateLimits {
+            tenant: rate(self.tenant_rate, self.tenant_burst),
+            identity: rate(self.identity_rate, self.identity_burst),
+            client_failures: rate(self.client_failure_rate, self.client_failure_burst),
+        }
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_url(&self) -> String {
         let url = self
@@ -94,6 +139,15 @@ pub struct FileConfig {
     pub allow_insecure_issuers: Option<bool>,
     pub policy_fuel: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub header_timeout_seconds: Option<u64>,
+    pub request_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub tenant_rate: Option<f64>,
+    pub tenant_burst: Option<u32>,
+    pub identity_rate: Option<f64>,
+    pub identity_burst: Option<u32>,
+    pub client_failure_rate: Option<f64>,
+    pub client_failure_burst: Option<u32>,
 }
 
 /// Why a config file could not be used.
@@ -151,6 +205,15 @@ impl ServeArgs {
         take!(allow_insecure_issuers);
         take!(policy_fuel);
         take!(max_body_bytes);
+        take!(header_timeout_seconds);
+        take!(request_timeout_seconds);
+        take!(max_connections);
+        take!(tenant_rate);
+        take!(tenant_burst);
+        take!(identity_rate);
+        take!(identity_burst);
+        take!(client_failure_rate);
+        take!(client_failure_burst);
         Ok(())
     }
 }
@@ -188,6 +251,32 @@ mod tests {
         assert_eq!(args.leeway_seconds, 7);
         assert!(args.allow_insecure_issuers);
         assert_eq!(args.policy_fuel, 1_000_000);
+        assert_eq!(args.header_timeout_seconds, 10);
+        assert!(args.rate_limits().tenant.per_second > 0.0);
+        std::fs::write(
+            &path,
+            "tenant_rate: 0\nidentity_rate: -3\nheader_timeout_seconds: 2\n",
+        )
+        .unwrap();
+        let args = parse(&["t", "--config", file, "--client-failure-rate", "NaN"]);
+        assert_eq!(args.header_timeout_seconds, 2);
+        assert_eq!(
+            args.rate_limits(),
+            crate::api::RateLimits {
+                tenant: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 400
+                },
+                identity: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 200
+                },
+                client_failures: crate::api::Rate {
+                    per_second: 0.0,
+                    burst: 1000
+                },
+            }
+        );
         std::fs::write(&path, "listn: 127.0.0.1:1\n").unwrap();
         let matches = Wrapper::command().get_matches_from(["t", "--config", file]);
         let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();

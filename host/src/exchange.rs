@@ -174,8 +174,17 @@ impl ExchangeService {
 
     /// The whole exchange. Every outcome but an unknown identity is recorded in the audit log.
     pub async fn exchange(&self, input: ExchangeInput) -> Result<Issued, ExchangeError> {
-        let now = unix_now();
         let identity = self.find_identity(&input.identity).await?;
+        self.exchange_as(&identity, input).await
+    }
+
+    /// The exchange for an identity already found (step 1 done by the caller).
+    pub async fn exchange_as(
+        &self,
+        identity: &IdentityRecord,
+        input: ExchangeInput,
+    ) -> Result<Issued, ExchangeError> {
+        let now = unix_now();
         let mut record = DecisionRecord {
             tenant: identity.tenant.clone(),
             identity: identity.id.clone(),
@@ -183,7 +192,7 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             ..Default::default()
         };
-        let result = self.run(&identity, &input, now, &mut record).await;
+        let result = self.run(identity, &input, now, &mut record).await;
         match &result {
             Ok(issued) => {
                 record.allowed = true;

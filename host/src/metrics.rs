@@ -7,6 +7,7 @@ use std::time::Duration;
 static EXCHANGES_ALLOWED: AtomicU64 = AtomicU64::new(0);
 static EXCHANGES_DENIED: AtomicU64 = AtomicU64::new(0);
 static EXCHANGES_ERRORED: AtomicU64 = AtomicU64::new(0);
+static EXCHANGES_RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
 static DECISIONS: AtomicU64 = AtomicU64::new(0);
 static DECISION_MICROS: AtomicU64 = AtomicU64::new(0);
 static FUEL: AtomicU64 = AtomicU64::new(0);
@@ -22,6 +23,8 @@ pub enum Outcome {
     Allowed,
     Denied,
     Errored,
+    /// Refused by a rate limit before any verification or policy work.
+    RateLimited,
 }
 
 pub fn count_exchange(outcome: Outcome) {
@@ -29,6 +32,7 @@ pub fn count_exchange(outcome: Outcome) {
         Outcome::Allowed => &EXCHANGES_ALLOWED,
         Outcome::Denied => &EXCHANGES_DENIED,
         Outcome::Errored => &EXCHANGES_ERRORED,
+        Outcome::RateLimited => &EXCHANGES_RATE_LIMITED,
     }
     .fetch_add(1, Relaxed);
 }
@@ -63,6 +67,7 @@ pub fn render() -> String {
         ("allowed", &EXCHANGES_ALLOWED),
         ("denied", &EXCHANGES_DENIED),
         ("error", &EXCHANGES_ERRORED),
+        ("rate_limited", &EXCHANGES_RATE_LIMITED),
     ] {
         let _ = writeln!(
             out,

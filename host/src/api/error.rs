@@ -13,6 +13,8 @@ pub struct OAuthError {
     status: StatusCode,
     code: &'static str,
     description: &'static str,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -21,6 +23,18 @@ impl OAuthError {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_request",
             description,
+            retry_after: None,
+        }
+    }
+
+    /// 429: over a rate limit. The same answer whichever limit (tenant, identity, client) it
+    /// was, so it names none of them.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "temporarily_unavailable",
+            description: "too many requests; retry after the time in Retry-After",
+            retry_after: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
         }
     }
 
@@ -31,9 +45,20 @@ impl OAuthError {
                 status,
                 code: "invalid_request",
                 description: "the request body is too large",
+                retry_after: None,
             };
         }
         Self::invalid_request("the request body must be application/x-www-form-urlencoded")
+    }
+
+    /// 408: the request (body included) took longer than the server allows.
+    pub fn timed_out() -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "invalid_request",
+            description: "the request took too long",
+            retry_after: None,
+        }
     }
 
     pub fn unsupported_grant_type() -> Self {
@@ -41,6 +66,7 @@ impl OAuthError {
             status: StatusCode::BAD_REQUEST,
             code: "unsupported_grant_type",
             description: "the grant type is not supported",
+            retry_after: None,
         }
     }
 }
@@ -59,11 +85,13 @@ impl From<ExchangeError> for OAuthError {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_scope",
                 description: "a requested scope is not granted",
+                retry_after: None,
             },
             ExchangeError::InvalidTarget => Self {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_target",
                 description: "the requested audience is not available for this identity",
+                retry_after: None,
             },
             ExchangeError::Internal(detail) => {
                 tracing::error!(%detail, "exchange failed");
@@ -71,6 +99,7 @@ impl From<ExchangeError> for OAuthError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     code: "server_error",
                     description: "the server could not complete the exchange",
+                    retry_after: None,
                 }
             }
         }
@@ -80,7 +109,13 @@ impl From<ExchangeError> for OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code, "error_description": self.description}));
-        (self.status, [("cache-control", "no-store")], body).into_response()
+        let mut response = (self.status, [("cache-control", "no-store")], body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

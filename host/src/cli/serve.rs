@@ -1,6 +1,8 @@
 //! `tollgate serve`: the exchange server.
 
-use crate::api::{self, AppState};
+mod http;
+
+use crate::api::{self, AppState, RateLimiter};
 use crate::config::ServeArgs;
 use crate::exchange::{ExchangeService, unix_now};
 use crate::issue::Signer;
@@ -8,7 +10,6 @@ use crate::policy::{Limits, PolicyEngine, PolicyRegistry};
 use crate::store::{Store, generate_api_key, hash_api_key};
 use crate::verify::{Verifier, VerifySettings};
 use anyhow::Context;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,14 +81,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fuel,
     });
     tokio::spawn(rotate_keys(signer));
-    let app = api::router(AppState { exchange }, args.max_body_bytes);
+    let limiter = Arc::new(RateLimiter::new(args.rate_limits()));
+    tokio::spawn(evict_idle(limiter.clone()));
+    let state = AppState { exchange, limiter };
+    let limits = api::RequestLimits {
+        max_body: args.max_body_bytes,
+        exchange_deadline: Duration::from_secs(args.request_timeout_seconds.max(1)),
+    };
+    let app = api::router(state, limits);
+    let transport = http::Transport {
+        header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
+        max_connections: (args.max_connections > 0).then_some(args.max_connections),
+    };
     eprintln!("tollgate listening on http://{local} (public URL {public_url})");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(crate::dev::shutdown_signal())
-    .await?;
+    http::serve(listener, app, transport, crate::dev::shutdown_signal()).await?;
     eprintln!("tollgate stopped");
     Ok(())
 }
@@ -139,5 +146,14 @@ async fn rotate_keys(signer: Arc<Signer>) {
         if let Err(error) = signer.rotate_if_due(unix_now()).await {
             tracing::error!(%error, "signing key rotation failed");
         }
+    }
+}
+
+/// Forgets rate-limit state of keys that went quiet, so memory follows active callers only.
+async fn evict_idle(limiter: Arc<RateLimiter>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        limiter.evict_idle();
     }
 }

@@ -132,14 +132,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server that allows loopback (`--allow-insecure-issuers`), as local issuers need.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &["--allow-insecure-issuers"])
+    }
+
+    /// A server started with exactly these extra `serve` flags.
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-insecure-issuers",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .args(["--operator-key", OPERATOR_KEY, "--data-dir"])
             .arg(data_dir)
             .env_remove("TOLLGATE_PUBLIC_URL")
@@ -191,6 +193,24 @@ impl Server {
     /// What the server logged so far (for failure messages).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own: its exit status, or `None`
+    /// while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// `{url}/tenants/{tenant}`: the audience subject tokens need by default.
