@@ -132,14 +132,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server that allows loopback (`--allow-insecure-issuers`), as local issuers need.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &["--allow-insecure-issuers"])
+    }
+
+    /// A server started with exactly these extra `serve` flags.
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-insecure-issuers",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .args(["--operator-key", OPERATOR_KEY, "--data-dir"])
             .arg(data_dir)
             .env_remove("TOLLGATE_PUBLIC_URL")
