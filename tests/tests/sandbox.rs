@@ -61,6 +61,7 @@ fn every_hostile_behaviour_is_a_denial_and_the_next_decision_is_served() {
         ("huge-output", "output-too-large"),
         ("bad-code", "invalid-output"),
         ("bad-claim", "invalid-output"),
+        ("bad-utf8", "invalid-output"),
     ] {
         let evaluation = engine.evaluate(&hostile, &request(json!({"mode": mode})));
         assert_eq!(
@@ -167,6 +168,35 @@ fn a_module_importing_the_filesystem_is_rejected_naming_the_import() {
     assert!(error.to_string().contains("wasi:filesystem/"), "{error}");
     let rules = load(&engine, "rules");
     assert_good_policy_still_works(&engine, &rules);
+}
+
+#[test]
+fn a_module_importing_sockets_is_rejected_naming_every_forbidden_import() {
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let error = engine
+        .load(&fixtures::module("net-guest"))
+        .err()
+        .expect("rejected");
+    let LoadError::ForbiddenImport { imports } = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:sockets/tcp@")),
+        "{error}"
+    );
+    assert!(error.to_string().contains("wasi:sockets/tcp@"), "{error}");
+    assert!(error.to_string().contains("wasi:filesystem/"), "{error}");
+    // A component importing only WASI HTTP (hand-written: no guest toolchain needed).
+    let http =
+        wat::parse_str(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#)
+            .unwrap();
+    let error = engine.load(&http).err().expect("rejected");
+    assert!(
+        error
+            .to_string()
+            .contains("`wasi:http/outgoing-handler@0.2.0`"),
+        "{error}"
+    );
 }
 
 #[test]

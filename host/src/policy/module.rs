@@ -34,10 +34,15 @@ pub enum LoadError {
     #[error("module does not compile: {0}")]
     Compile(String),
     #[error(
-        "module imports `{import}`, which policies may not use: a policy may import only \
-         `tollgate:policy/host` and the minimal WASI set (cli environment/exit/stdio, io, random, clocks)"
+        "module imports `{}`, which policies may not use: a policy may import only \
+         `tollgate:policy/host` and the minimal WASI set (cli environment/exit/stdio, io, random, clocks)",
+        imports.join("`, `")
     )]
-    ForbiddenImport { import: String },
+    ForbiddenImport {
+        /// Every forbidden import, so the tenant sees all of them at once (a guest reaching for
+        /// sockets usually drags in the filesystem as well).
+        imports: Vec<String>,
+    },
     #[error("module imports something the sandbox does not provide: {0}")]
     Link(String),
     #[error("module does not implement the `{WORLD}` world: {0}")]
@@ -122,17 +127,20 @@ pub fn inspect(
 ) -> Result<(Vec<String>, Vec<String>), LoadError> {
     let ty = component.component_type();
     let mut imports = Vec::new();
+    let mut forbidden = Vec::new();
     for (name, item) in ty.imports(engine) {
         let unversioned = name.split('@').next().unwrap_or(name);
         let allowed = unversioned == HOST_INTERFACE
             || unversioned == "tollgate:policy/types"
             || ALLOWED_INTERFACES.contains(&unversioned);
         if !allowed || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(LoadError::ForbiddenImport {
-                import: name.to_owned(),
-            });
+            forbidden.push(name.to_owned());
+        } else {
+            imports.push(name.to_owned());
         }
-        imports.push(name.to_owned());
+    }
+    if !forbidden.is_empty() {
+        return Err(LoadError::ForbiddenImport { imports: forbidden });
     }
     let exports = ty
         .exports(engine)
