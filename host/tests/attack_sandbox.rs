@@ -211,6 +211,30 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
         assert_eq!(status, 200, "after {mode}: {body}");
     }
 
+    // Table growth (a hand-written component: Rust cannot emit `table.grow`).
+    let path = fixtures::root().join("tests/fixtures/wat/table-grow.wat");
+    let grower = wat::parse_file(&path).unwrap();
+    let (status, body) = server
+        .upload_policy("acme", &acme.key, grower, "application/wasm")
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut identity = quickstart_identity();
+    identity["policy"] = body["digest"].clone();
+    identity["config"] = json!({});
+    let (status, body) = server
+        .put_identity("acme", "grower", &acme.key, identity)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.exchange(&acme.identity("grower"), &token, &[]).await;
+    assert_eq!(
+        oauth_error(status, &body, "invalid_request"),
+        GENERIC_DENIAL
+    );
+    let decision = last_decision(&server, &acme).await;
+    assert_eq!(decision["code"], "table-limit", "{decision}");
+    assert_eq!(decision["source"], "sandbox", "{decision}");
+    assert_eq!(server.exchange(&good, &token, &[]).await.0, 200);
+
     // A fresh instance per decision, per tenant: a counter in the guest's memory never
     // survives, not to the next exchange and not to another tenant's.
     let beta = quickstart(&server, &issuer, "beta").await;

@@ -85,6 +85,27 @@ fn every_hostile_behaviour_is_a_denial_and_the_next_decision_is_served() {
 }
 
 #[test]
+fn table_growth_stops_at_the_cap_and_the_next_decision_is_served() {
+    let limits = Limits::default();
+    let engine = PolicyEngine::new(limits.clone()).unwrap();
+    let rules = load(&engine, "rules");
+    let path = fixtures::root().join("tests/fixtures/wat/table-grow.wat");
+    let grower = engine
+        .load(&wat::parse_file(&path).unwrap())
+        .unwrap_or_else(|e| panic!("table-grow: {e}"));
+    for _ in 0..2 {
+        let evaluation = engine.evaluate(&grower, &request(json!({})));
+        assert_eq!(
+            denial_code(&evaluation.decision),
+            "table-limit",
+            "{:?}",
+            evaluation.decision
+        );
+        assert_good_policy_still_works(&engine, &rules);
+    }
+}
+
+#[test]
 fn a_panic_message_reaches_the_decision_log() {
     let engine = PolicyEngine::new(Limits::default()).unwrap();
     let hostile = load(&engine, "hostile");
