@@ -251,6 +251,24 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
         let decision = last_decision(&server, tenant).await;
         assert_eq!(decision["code"], "call-1", "{decision}");
     }
+    // Memory: what acme's instance leaves in its linear memory, beta's next instance (of the
+    // same module, so of the same pooled slot when the allocator reuses it) does not see.
+    // `plant-and-peek` shows the probe finds the marker when it is there.
+    for (tenant, token, mode, code) in [
+        (&acme, &token, "plant-and-peek", "found"),
+        (&acme, &token, "plant", "planted"),
+        (&beta, &beta_token, "peek", "clean"),
+        (&acme, &token, "plant", "planted"),
+        (&acme, &token, "peek", "clean"),
+    ] {
+        bind_mode(&server, tenant, &digest, mode).await;
+        let (status, _) = server
+            .exchange(&tenant.identity("hostile"), token, &[])
+            .await;
+        assert_eq!(status, 400);
+        let decision = last_decision(&server, tenant).await;
+        assert_eq!(decision["code"], code, "{mode}: {decision}");
+    }
     let log = server.log();
     assert!(!log.contains(&token), "a token is logged");
 }

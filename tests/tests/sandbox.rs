@@ -168,6 +168,21 @@ fn no_state_survives_between_decisions() {
 }
 
 #[test]
+fn an_instance_never_sees_the_memory_of_the_previous_one() {
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let hostile = load(&engine, "hostile");
+    // The probe works: within one instance it finds what it planted.
+    let same = engine.evaluate(&hostile, &request(json!({"mode": "plant-and-peek"})));
+    assert_eq!(denial_code(&same.decision), "found", "{:?}", same.decision);
+    for _ in 0..3 {
+        let planted = engine.evaluate(&hostile, &request(json!({"mode": "plant"})));
+        assert_eq!(denial_code(&planted.decision), "planted");
+        let peek = engine.evaluate(&hostile, &request(json!({"mode": "peek"})));
+        assert_eq!(denial_code(&peek.decision), "clean", "{:?}", peek.decision);
+    }
+}
+
+#[test]
 fn clocks_read_the_request_time() {
     let engine = PolicyEngine::new(Limits::default()).unwrap();
     let hostile = load(&engine, "hostile");
