@@ -491,3 +491,51 @@ async fn a_token_of_an_unregistered_issuer_causes_no_request_at_all() {
     assert_eq!(server.exchange(identity, &good, &[]).await.0, 200);
     assert_eq!(registered.fetches(), (1, 1));
 }
+
+/// A name other than `localhost` that `/etc/hosts` maps to a loopback address, if any (read
+/// from the file, so finding it sends no DNS query).
+fn loopback_alias() -> Option<String> {
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    hosts.lines().find_map(|line| {
+        let mut fields = line.split('#').next()?.split_whitespace();
+        let address: std::net::IpAddr = fields.next()?.parse().ok()?;
+        if !address.is_loopback() {
+            return None;
+        }
+        fields
+            .find(|name| {
+                let name = name.to_ascii_lowercase();
+                name != "localhost" && !name.ends_with(".localhost") && !name.contains("localhost")
+            })
+            .map(str::to_owned)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_resolving_to_loopback_is_refused_before_connecting() {
+    let Some(alias) = loopback_alias() else {
+        eprintln!("no loopback alias in /etc/hosts: nothing to test here");
+        return;
+    };
+    let dir = TempDir::new("fetch-alias");
+    let server = Server::start_with(&dir.path().join("data"), &[]);
+    let (key, audience) = server.create_tenant("acme").await;
+    let cluster = Cluster::start("fetch-alias-cluster").await;
+    let double = IssuerDouble::start(cluster.jwks.clone()).await;
+    let port = double.url().rsplit(':').next().unwrap().to_owned();
+    // A name is not an address: registration cannot tell, the fetch must.
+    let url = format!("https://{alias}:{port}");
+    bind(&server, "acme", &key, "dev", &url).await;
+    let token = cluster.token(&url, &audience);
+    let (status, body) = server
+        .exchange("tenants/acme/identities/dev", &token, &[])
+        .await;
+    assert_generic(status, &body, "loopback alias");
+    let decision = last_decision(&server, "acme", &key).await;
+    let reason = decision["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("is not allowed (loopback)"),
+        "{alias}: {reason}"
+    );
+    assert_eq!(double.connections(), 0, "the server connected to {alias}");
+}

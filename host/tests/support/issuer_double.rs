@@ -51,6 +51,7 @@ struct Shared {
     keys_hits: AtomicUsize,
     review_hits: AtomicUsize,
     other_hits: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 /// The double; its task ends with the test's runtime.
@@ -74,10 +75,12 @@ impl IssuerDouble {
             keys_hits: AtomicUsize::new(0),
             review_hits: AtomicUsize::new(0),
             other_hits: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let serving = shared.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                serving.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(handle(serving.clone(), stream));
             }
         });
@@ -111,6 +114,11 @@ impl IssuerDouble {
 
     pub fn reviews(&self) -> usize {
         self.shared.review_hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted (TLS attempts included, which never become requests).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// Every request received, whatever its path.
