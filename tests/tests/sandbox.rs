@@ -279,6 +279,44 @@ fn compilation_has_a_deadline() {
 }
 
 #[test]
+fn abandoned_compilations_are_bounded() {
+    let engine = PolicyEngine::new(Limits {
+        compile_deadline: Duration::from_millis(1),
+        ..Limits::default()
+    })
+    .unwrap();
+    let bytes = fixtures::module("hostile");
+    // Each load gives up after 1 ms; its compiling thread runs on and keeps its slot.
+    let mut outcomes = Vec::new();
+    for _ in 0..=tollgate::policy::module::MAX_COMPILATIONS {
+        outcomes.push(engine.load(&bytes).err().expect("no compile in 1 ms"));
+    }
+    assert!(
+        outcomes[..tollgate::policy::module::MAX_COMPILATIONS]
+            .iter()
+            .all(|e| matches!(e, LoadError::CompileDeadline(_))),
+        "{outcomes:?}"
+    );
+    let last = outcomes.last().unwrap();
+    assert!(matches!(last, LoadError::Busy), "{last}");
+    assert!(last.to_string().contains("try again later"), "{last}");
+    // The slots come back when the abandoned threads end.
+    let started = std::time::Instant::now();
+    loop {
+        match engine.load(&bytes) {
+            Err(LoadError::Busy) => {}
+            Err(LoadError::CompileDeadline(_)) => break,
+            other => panic!("{:?}", other.err()),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "slots never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn artifacts_are_cached_by_digest_across_engines() {
     let dir = std::env::temp_dir().join(format!("tollgate-artifacts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
