@@ -9,18 +9,18 @@
 //! 500, or disagreeing with the token's namespace or pod (`server_verify.rs`,
 //! `token_review_allows_what_the_api_server_vouches_for_and_nothing_else`).
 
+#[path = "support/attack_support.rs"]
+mod attack_support;
 #[path = "support/issuer_double.rs"]
 mod issuer_double;
 #[path = "support/server.rs"]
 mod server_support;
 
+use attack_support::{Cluster, assert_generic, bind, last_decision, payload, put_issuer, with_kid};
 use issuer_double::{IssuerDouble, Reply};
 use reqwest::Method;
 use serde_json::{Value, json};
-use server_support::{
-    DevIssuer, GENERIC_DENIAL, Server, TempDir, dev_token, oauth_error, quickstart,
-    quickstart_identity,
-};
+use server_support::{DevIssuer, Server, TempDir, dev_token, quickstart, quickstart_identity};
 use std::time::{Duration, Instant};
 
 fn now() -> i64 {
@@ -28,40 +28,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn assert_generic(status: u16, body: &Value, case: &str) {
-    let description = oauth_error(status, body, "invalid_request");
-    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
-    assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
-}
-
-/// The newest decision of `tenant`.
-async fn last_decision(server: &Server, tenant: &str, key: &str) -> Value {
-    let path = format!("/v1/tenants/{tenant}/decisions?limit=1");
-    let (status, log) = server.admin(Method::GET, &path, Some(key), None).await;
-    assert_eq!(status, 200, "{log}");
-    log["decisions"][0].clone()
-}
-
-/// The payload of a JWT.
-fn payload(token: &str) -> Value {
-    use base64::Engine;
-    let part = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-/// The published key set of a dev issuer.
-async fn jwks_of(issuer: &DevIssuer) -> Value {
-    reqwest::get(format!("{}/openid/v1/jwks", issuer.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,22 +46,19 @@ async fn another_tenant_registering_the_same_issuer_url_with_its_own_keys_gains_
     );
 
     // Beta pastes its own key under alpha's issuer URL and mints alpha's subjects with it.
-    let own = DevIssuer::start(&dir.path().join("beta-keys"));
-    let beta_keys = jwks_of(&own).await;
+    let own = Cluster::start("fed-same-issuer-beta").await;
+    let beta_keys = own.jwks.clone();
     let (beta_key, beta_audience) = server.create_tenant("beta").await;
     let source = json!({"mode": "static_jwks", "jwks": beta_keys, "expires_at": now() + 3600});
-    let path = "/v1/tenants/beta/issuers/dev";
     let body = json!({"issuer_url": cluster.url, "source": source});
-    let (status, answer) = server
-        .admin(Method::PUT, path, Some(&beta_key), Some(body))
-        .await;
+    let (status, answer) = put_issuer(&server, "beta", &beta_key, "dev", body).await;
     assert_eq!(status, 200, "{answer}");
     let (status, answer) = server
         .put_identity("beta", "deployer", &beta_key, quickstart_identity())
         .await;
     assert_eq!(status, 200, "{answer}");
     let forged = dev_token(
-        own.state_dir.as_path(),
+        own.state.path(),
         &[
             "--audience",
             &alpha.audience,
@@ -123,16 +86,8 @@ async fn another_tenant_registering_the_same_issuer_url_with_its_own_keys_gains_
         assert!(reason.contains("kid: no key with id"), "{reason}");
     }
     // Relabelled with alpha's real kid, the signature still fails.
-    let relabelled = {
-        use base64::Engine;
-        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let real_header = real.split('.').next().unwrap();
-        let mut parts: Vec<&str> = forged.split('.').collect();
-        parts[0] = real_header;
-        let header: Value = serde_json::from_slice(&engine.decode(real_header).unwrap()).unwrap();
-        assert!(header["kid"].is_string());
-        parts.join(".")
-    };
+    let real_kid = header_kid(&real);
+    let relabelled = with_kid(&forged, &real_kid);
     let (status, body) = server
         .exchange(&alpha.identity("deployer"), &relabelled, &[])
         .await;
@@ -301,23 +256,11 @@ async fn a_recreated_service_account_does_not_pass_a_uid_bound_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_discovery_or_keys_is_a_denial_never_an_unverified_decode() {
     let dir = TempDir::new("fed-upstream");
-    let cluster = DevIssuer::start(&dir.path().join("dev"));
     let server = Server::start(&dir.path().join("data"));
     let (key, audience) = server.create_tenant("acme").await;
-    let double = IssuerDouble::start(jwks_of(&cluster).await).await;
-    let token = dev_token(
-        &cluster.state_dir,
-        &[
-            "--audience",
-            &audience,
-            "-n",
-            "prod",
-            "-s",
-            "deployer",
-            "--issuer",
-            double.url(),
-        ],
-    );
+    let cluster = Cluster::start("fed-upstream-cluster").await;
+    let double = IssuerDouble::start(cluster.jwks.clone()).await;
+    let token = cluster.token(double.url(), &audience);
     // (case, discovery reply, keys reply, words of the recorded reason)
     let cases = [
         (
@@ -379,16 +322,7 @@ async fn failing_discovery_or_keys_is_a_denial_never_an_unverified_decode() {
         double.discovery(discovery);
         double.keys(keys);
         let name = format!("case{i}");
-        let body = json!({"issuer_url": double.url()});
-        let path = format!("/v1/tenants/acme/issuers/{name}");
-        let (status, answer) = server
-            .admin(Method::PUT, &path, Some(&key), Some(body))
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        let mut identity = quickstart_identity();
-        identity["issuer"] = json!(name);
-        let (status, answer) = server.put_identity("acme", &name, &key, identity).await;
-        assert_eq!(status, 200, "{answer}");
+        bind(&server, "acme", &key, &name, double.url()).await;
         let started = Instant::now();
         let (status, body) = server
             .exchange(&format!("tenants/acme/identities/{name}"), &token, &[])
@@ -404,18 +338,7 @@ async fn failing_discovery_or_keys_is_a_denial_never_an_unverified_decode() {
     // still rate limited): the denials were the upstream's doing.
     double.discovery(Reply::Normal);
     double.keys(Reply::Normal);
-    let path = "/v1/tenants/acme/issuers/recovered";
-    let body = json!({"issuer_url": double.url()});
-    let (status, answer) = server
-        .admin(Method::PUT, path, Some(&key), Some(body))
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let mut identity = quickstart_identity();
-    identity["issuer"] = json!("recovered");
-    let (status, answer) = server
-        .put_identity("acme", "recovered", &key, identity)
-        .await;
-    assert_eq!(status, 200, "{answer}");
+    bind(&server, "acme", &key, "recovered", double.url()).await;
     let (status, body) = server
         .exchange("tenants/acme/identities/recovered", &token, &[])
         .await;
@@ -432,14 +355,7 @@ async fn a_throttled_failing_or_hanging_token_review_is_a_denial() {
     let api = IssuerDouble::start(json!({"keys": []})).await;
     let source = json!({"mode": "token_review", "api_server": api.url(), "ca_pem": null, "reviewer_token": "reviewer"});
     let body = json!({"issuer_url": CLUSTER_ISSUER, "source": source});
-    let (status, answer) = server
-        .admin(
-            Method::PUT,
-            "/v1/tenants/acme/issuers/cluster",
-            Some(&key),
-            Some(body),
-        )
-        .await;
+    let (status, answer) = put_issuer(&server, "acme", &key, "cluster", body).await;
     assert_eq!(status, 200, "{answer}");
     let mut identity = quickstart_identity();
     identity["issuer"] = json!("cluster");
@@ -496,4 +412,15 @@ async fn a_throttled_failing_or_hanging_token_review_is_a_denial() {
     }
     api.review(Reply::Normal);
     assert_eq!(server.exchange(identity, &token, &[]).await.0, 200);
+}
+
+/// The `kid` of a JWT's header.
+fn header_kid(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }

@@ -4,92 +4,22 @@
 //! fetch (random `kid`s, unregistered issuers). Issuers are loopback doubles that count the
 //! requests they receive.
 
+#[path = "support/attack_support.rs"]
+mod attack_support;
 #[path = "support/issuer_double.rs"]
 mod issuer_double;
 #[path = "support/server.rs"]
 mod server_support;
 
+use attack_support::{Cluster, assert_generic, bind, last_decision, put_issuer, with_kid};
 use issuer_double::{IssuerDouble, Reply};
 use reqwest::Method;
 use serde_json::{Value, json};
-use server_support::{
-    DevIssuer, GENERIC_DENIAL, JWT_TYPE, Server, TOKEN_EXCHANGE, TempDir, dev_token, oauth_error,
-    quickstart_identity,
-};
+use server_support::{JWT_TYPE, Server, TOKEN_EXCHANGE, TempDir};
 use std::time::{Duration, Instant};
 
 /// The server's least time between two key fetches of one issuer (`VerifySettings`).
 const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-
-/// PUTs issuer `name` with `body`: (status, answer).
-async fn put_issuer(
-    server: &Server,
-    tenant: &str,
-    key: &str,
-    name: &str,
-    body: Value,
-) -> (u16, Value) {
-    let path = format!("/v1/tenants/{tenant}/issuers/{name}");
-    server
-        .admin(Method::PUT, &path, Some(key), Some(body))
-        .await
-}
-
-/// Registers `url` as discovery issuer `name` and binds the quickstart identity `name` to it.
-async fn bind(server: &Server, tenant: &str, key: &str, name: &str, url: &str) {
-    let (status, body) = put_issuer(server, tenant, key, name, json!({"issuer_url": url})).await;
-    assert_eq!(status, 200, "{body}");
-    let mut identity = quickstart_identity();
-    identity["issuer"] = json!(name);
-    let (status, body) = server.put_identity(tenant, name, key, identity).await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// The newest decision of `tenant`.
-async fn last_decision(server: &Server, tenant: &str, key: &str) -> Value {
-    let path = format!("/v1/tenants/{tenant}/decisions?limit=1");
-    let (status, log) = server.admin(Method::GET, &path, Some(key), None).await;
-    assert_eq!(status, 200, "{log}");
-    log["decisions"][0].clone()
-}
-
-fn assert_generic(status: u16, body: &Value, case: &str) {
-    let description = oauth_error(status, body, "invalid_request");
-    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
-}
-
-/// A cluster: a dev issuer's key set, served by a double; tokens name the double as `iss`.
-struct Cluster {
-    _issuer: DevIssuer,
-    state: TempDir,
-    jwks: Value,
-}
-
-impl Cluster {
-    async fn start(name: &str) -> Cluster {
-        let state = TempDir::new(name);
-        let issuer = DevIssuer::start(state.path());
-        let jwks = reqwest::get(format!("{}/openid/v1/jwks", issuer.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Cluster {
-            _issuer: issuer,
-            state,
-            jwks,
-        }
-    }
-
-    /// A prod/deployer token for `audience` with `iss` = `issuer`.
-    fn token(&self, issuer: &str, audience: &str) -> String {
-        let args = ["--audience", audience, "-n", "prod", "-s", "deployer"];
-        let mut args = args.to_vec();
-        args.extend(["--pod", "api-1", "--issuer", issuer]);
-        dev_token(self.state.path(), &args)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_urls_are_refused_at_registration_unless_the_operator_allows_them() {
@@ -349,17 +279,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     writer.join().unwrap().unwrap();
     assert!(out.status.success());
     out.stdout
-}
-
-/// `token` with its header's `kid` replaced (the signature no longer matches: never reached).
-fn with_kid(token: &str, kid: &str) -> String {
-    use base64::Engine;
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut header: Value = serde_json::from_slice(&engine.decode(parts[0]).unwrap()).unwrap();
-    header["kid"] = json!(kid);
-    let header = engine.encode(header.to_string());
-    format!("{header}.{}.{}", parts[1], parts[2])
 }
 
 /// Sends `tokens` to `identity` concurrently: the statuses, in order.
