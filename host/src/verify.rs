@@ -314,6 +314,9 @@ impl Verifier {
         rules: &ClaimRules<'_>,
     ) -> Result<serde_json::Value, VerifyError> {
         let jws = jwt::parse(token)?;
+        // Screened before any fetch, so that a token of another issuer (or an expired one, or
+        // one for another audience) costs the issuer no request; judged again once verified.
+        jwt::check_claims(&jws.payload, rules)?;
         let inner = &self.inner;
         let set = inner
             .cache

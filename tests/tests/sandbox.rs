@@ -61,6 +61,7 @@ fn every_hostile_behaviour_is_a_denial_and_the_next_decision_is_served() {
         ("huge-output", "output-too-large"),
         ("bad-code", "invalid-output"),
         ("bad-claim", "invalid-output"),
+        ("bad-utf8", "invalid-output"),
     ] {
         let evaluation = engine.evaluate(&hostile, &request(json!({"mode": mode})));
         assert_eq!(
@@ -78,6 +79,27 @@ fn every_hostile_behaviour_is_a_denial_and_the_next_decision_is_served() {
             evaluation.elapsed < Duration::from_secs(5),
             "mode {mode} took {:?}",
             evaluation.elapsed
+        );
+        assert_good_policy_still_works(&engine, &rules);
+    }
+}
+
+#[test]
+fn table_growth_stops_at_the_cap_and_the_next_decision_is_served() {
+    let limits = Limits::default();
+    let engine = PolicyEngine::new(limits.clone()).unwrap();
+    let rules = load(&engine, "rules");
+    let path = fixtures::root().join("tests/fixtures/wat/table-grow.wat");
+    let grower = engine
+        .load(&wat::parse_file(&path).unwrap())
+        .unwrap_or_else(|e| panic!("table-grow: {e}"));
+    for _ in 0..2 {
+        let evaluation = engine.evaluate(&grower, &request(json!({})));
+        assert_eq!(
+            denial_code(&evaluation.decision),
+            "table-limit",
+            "{:?}",
+            evaluation.decision
         );
         assert_good_policy_still_works(&engine, &rules);
     }
@@ -146,6 +168,21 @@ fn no_state_survives_between_decisions() {
 }
 
 #[test]
+fn an_instance_never_sees_the_memory_of_the_previous_one() {
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let hostile = load(&engine, "hostile");
+    // The probe works: within one instance it finds what it planted.
+    let same = engine.evaluate(&hostile, &request(json!({"mode": "plant-and-peek"})));
+    assert_eq!(denial_code(&same.decision), "found", "{:?}", same.decision);
+    for _ in 0..3 {
+        let planted = engine.evaluate(&hostile, &request(json!({"mode": "plant"})));
+        assert_eq!(denial_code(&planted.decision), "planted");
+        let peek = engine.evaluate(&hostile, &request(json!({"mode": "peek"})));
+        assert_eq!(denial_code(&peek.decision), "clean", "{:?}", peek.decision);
+    }
+}
+
+#[test]
 fn clocks_read_the_request_time() {
     let engine = PolicyEngine::new(Limits::default()).unwrap();
     let hostile = load(&engine, "hostile");
@@ -167,6 +204,35 @@ fn a_module_importing_the_filesystem_is_rejected_naming_the_import() {
     assert!(error.to_string().contains("wasi:filesystem/"), "{error}");
     let rules = load(&engine, "rules");
     assert_good_policy_still_works(&engine, &rules);
+}
+
+#[test]
+fn a_module_importing_sockets_is_rejected_naming_every_forbidden_import() {
+    let engine = PolicyEngine::new(Limits::default()).unwrap();
+    let error = engine
+        .load(&fixtures::module("net-guest"))
+        .err()
+        .expect("rejected");
+    let LoadError::ForbiddenImport { imports } = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:sockets/tcp@")),
+        "{error}"
+    );
+    assert!(error.to_string().contains("wasi:sockets/tcp@"), "{error}");
+    assert!(error.to_string().contains("wasi:filesystem/"), "{error}");
+    // A component importing only WASI HTTP (hand-written: no guest toolchain needed).
+    let http =
+        wat::parse_str(r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#)
+            .unwrap();
+    let error = engine.load(&http).err().expect("rejected");
+    assert!(
+        error
+            .to_string()
+            .contains("`wasi:http/outgoing-handler@0.2.0`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -210,6 +276,44 @@ fn compilation_has_a_deadline() {
         .err()
         .expect("deadline");
     assert!(matches!(error, LoadError::CompileDeadline(_)), "{error}");
+}
+
+#[test]
+fn abandoned_compilations_are_bounded() {
+    let engine = PolicyEngine::new(Limits {
+        compile_deadline: Duration::from_millis(1),
+        ..Limits::default()
+    })
+    .unwrap();
+    let bytes = fixtures::module("hostile");
+    // Each load gives up after 1 ms; its compiling thread runs on and keeps its slot.
+    let mut outcomes = Vec::new();
+    for _ in 0..=tollgate::policy::module::MAX_COMPILATIONS {
+        outcomes.push(engine.load(&bytes).err().expect("no compile in 1 ms"));
+    }
+    assert!(
+        outcomes[..tollgate::policy::module::MAX_COMPILATIONS]
+            .iter()
+            .all(|e| matches!(e, LoadError::CompileDeadline(_))),
+        "{outcomes:?}"
+    );
+    let last = outcomes.last().unwrap();
+    assert!(matches!(last, LoadError::Busy), "{last}");
+    assert!(last.to_string().contains("try again later"), "{last}");
+    // The slots come back when the abandoned threads end.
+    let started = std::time::Instant::now();
+    loop {
+        match engine.load(&bytes) {
+            Err(LoadError::Busy) => {}
+            Err(LoadError::CompileDeadline(_)) => break,
+            other => panic!("{:?}", other.err()),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "slots never freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

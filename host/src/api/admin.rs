@@ -5,7 +5,7 @@ use super::auth::Principal;
 use super::{ApiError, AppState};
 use crate::exchange::identity_name;
 use crate::policy::limits::MAX_FUEL;
-use crate::policy::{BUILTIN_RULES, Decision, ExchangeContext, build_request};
+use crate::policy::{BUILTIN_RULES, Decision, ExchangeContext, LoadError, build_request};
 use crate::store::{IdentityRecord, IssuerRecord, generate_api_key};
 use crate::verify::{IssuerConfig, IssuerSource};
 use axum::body::Bytes;
@@ -260,7 +260,11 @@ async fn upload_policy(
     let module = tokio::task::spawn_blocking(move || registry.load(&owner, &data))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::unprocessable(format!("module rejected: {e}")))?;
+        .map_err(|e| match e {
+            // Not the module's fault: the compiler is taken (possibly by abandoned bombs).
+            LoadError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            _ => ApiError::unprocessable(format!("module rejected: {e}")),
+        })?;
     let meta = store
         .put_policy(&tenant, &module.info.digest, &bytes, query.name.as_deref())
         .await?;

@@ -8,6 +8,7 @@ use super::outcome::{Decision, Denial, DenialSource, Evaluation, Grant};
 use super::sandbox::{LimitHit, SandboxState};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{
@@ -31,6 +32,8 @@ pub struct PolicyEngine {
     limits: Limits,
     globs: Arc<GlobCache>,
     cache: Option<ArtifactCache>,
+    /// Compiling threads, abandoned ones included (`module::MAX_COMPILATIONS`).
+    compiling: Arc<AtomicUsize>,
 }
 
 impl PolicyEngine {
@@ -48,6 +51,7 @@ impl PolicyEngine {
             limits,
             globs: Arc::default(),
             cache: None,
+            compiling: Arc::default(),
         })
     }
 
@@ -81,7 +85,12 @@ impl PolicyEngine {
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
-            None => module::compile(&self.engine, bytes, self.limits.compile_deadline)?,
+            None => module::compile(
+                &self.engine,
+                bytes,
+                self.limits.compile_deadline,
+                &self.compiling,
+            )?,
         };
         let compile_time = if from_cache {
             Duration::ZERO

@@ -6,6 +6,8 @@ use super::wasi::ALLOWED_INTERFACES;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
@@ -31,13 +33,23 @@ pub enum LoadError {
     Malformed(String),
     #[error("compilation did not finish within its {0:?} deadline")]
     CompileDeadline(Duration),
+    #[error(
+        "the server is still compiling {MAX_COMPILATIONS} modules (abandoned ones past their \
+         deadline included): try again later"
+    )]
+    Busy,
     #[error("module does not compile: {0}")]
     Compile(String),
     #[error(
-        "module imports `{import}`, which policies may not use: a policy may import only \
-         `tollgate:policy/host` and the minimal WASI set (cli environment/exit/stdio, io, random, clocks)"
+        "module imports `{}`, which policies may not use: a policy may import only \
+         `tollgate:policy/host` and the minimal WASI set (cli environment/exit/stdio, io, random, clocks)",
+        imports.join("`, `")
     )]
-    ForbiddenImport { import: String },
+    ForbiddenImport {
+        /// Every forbidden import, so the tenant sees all of them at once (a guest reaching for
+        /// sockets usually drags in the filesystem as well).
+        imports: Vec<String>,
+    },
     #[error("module imports something the sandbox does not provide: {0}")]
     Link(String),
     #[error("module does not implement the `{WORLD}` world: {0}")]
@@ -95,18 +107,41 @@ pub fn check_preamble(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-/// Compiles on another thread so a compile bomb cannot hold the caller past the deadline.
+/// Compilations one engine runs at once. A compilation past its deadline cannot be stopped and
+/// keeps its thread busy until it ends: without this bound, repeated compile bombs would pile
+/// up threads that eat every core.
+pub const MAX_COMPILATIONS: usize = 2;
+
+/// A reserved compilation slot, released when the compiling thread ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Compiles on another thread so a compile bomb cannot hold the caller past the deadline;
+/// `running` counts this engine's compiling threads (see [`MAX_COMPILATIONS`]).
 pub fn compile(
     engine: &wasmtime::Engine,
     bytes: &[u8],
     deadline: Duration,
+    running: &Arc<AtomicUsize>,
 ) -> Result<Component, LoadError> {
+    running
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_COMPILATIONS).then_some(n + 1)
+        })
+        .map_err(|_| LoadError::Busy)?;
+    let slot = Slot(running.clone());
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let engine = engine.clone();
     let bytes = bytes.to_vec();
     std::thread::Builder::new()
         .name("policy-compile".into())
         .spawn(move || {
+            let _slot = slot;
             let _ = tx.send(Component::new(&engine, &bytes).map_err(|e| format!("{e:#}")));
         })?;
     match rx.recv_timeout(deadline) {
@@ -122,17 +157,20 @@ pub fn inspect(
 ) -> Result<(Vec<String>, Vec<String>), LoadError> {
     let ty = component.component_type();
     let mut imports = Vec::new();
+    let mut forbidden = Vec::new();
     for (name, item) in ty.imports(engine) {
         let unversioned = name.split('@').next().unwrap_or(name);
         let allowed = unversioned == HOST_INTERFACE
             || unversioned == "tollgate:policy/types"
             || ALLOWED_INTERFACES.contains(&unversioned);
         if !allowed || !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-            return Err(LoadError::ForbiddenImport {
-                import: name.to_owned(),
-            });
+            forbidden.push(name.to_owned());
+        } else {
+            imports.push(name.to_owned());
         }
-        imports.push(name.to_owned());
+    }
+    if !forbidden.is_empty() {
+        return Err(LoadError::ForbiddenImport { imports: forbidden });
     }
     let exports = ty
         .exports(engine)

@@ -159,8 +159,12 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[0] == 0x2001 && seg[1] == 0 {
         return Some("Teredo");
     }
-    if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+    if seg[0] == 0x2001 && seg[1] == 0x0db8 || seg[0] == 0x3fff && seg[1] < 0x1000 {
         return Some("documentation");
+    }
+    // The rest of 2001::/23 (benchmarking, ORCHID, AMT, AS112 ...): no issuer lives there.
+    if seg[0] == 0x2001 && seg[1] < 0x0200 {
+        return Some("IETF protocol assignments");
     }
     match seg[0] {
         s if s & 0xfe00 == 0xfc00 => Some("unique local"),
@@ -323,6 +327,23 @@ mod tests {
             "2001:db8::1".parse().unwrap(),
             "2001:0:4136:e378::1".parse().unwrap(),
         ];
+        for ip in [
+            "2001:2::1",
+            "2001:10::1",
+            "2001:1ff::1",
+            "3fff::1",
+            "3fff:fff::1",
+        ] {
+            assert!(forbidden_ip(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in [
+            "2001:200::1",
+            "2001:4860:4860::8888",
+            "3ffe::1",
+            "2a00:1450::1",
+        ] {
+            assert_eq!(forbidden_ip(ip.parse().unwrap()), None, "{ip}");
+        }
         for ip in bad {
             assert!(forbidden_ip(ip).is_some(), "{ip}");
         }

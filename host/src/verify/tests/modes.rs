@@ -344,3 +344,43 @@ fn verifier_and_its_futures_are_send() {
     let future = verifier.verify(&issuer, "x", &audiences, NOW);
     assert_send_future(&future);
 }
+
+#[tokio::test]
+async fn claims_are_screened_before_any_fetch() {
+    let key = TestKey::rsa("k1", Algorithm::RS256);
+    let server = TestServer::start(jwks(&[&key])).await;
+    let issuer = discovery_issuer(&server);
+    let verifier = insecure(Duration::ZERO, Duration::ZERO);
+    let unregistered = live_claims("https://not-registered.example");
+    let mut expired = live_claims(server.base());
+    expired["exp"] = json!(now() - 3600);
+    expired["iat"] = json!(now() - 7200);
+    expired["nbf"] = json!(now() - 7200);
+    let mut elsewhere = live_claims(server.base());
+    elsewhere["aud"] = json!(["https://elsewhere.example"]);
+    for (claims, expected) in [
+        (unregistered, VerifyError::Issuer),
+        (expired, VerifyError::Expired),
+        (elsewhere, VerifyError::Audience),
+    ] {
+        let result = verifier
+            .verify(&issuer, &key.sign(&claims), &audiences(), now())
+            .await;
+        assert_eq!(result, Err(expected));
+    }
+    assert_eq!(
+        server.total_hits(),
+        0,
+        "no request for a token that cannot pass"
+    );
+    verifier
+        .verify(
+            &issuer,
+            &key.sign(&live_claims(server.base())),
+            &audiences(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(server.total_hits() > 0);
+}
