@@ -10,7 +10,7 @@
 //! Two ways to match, one parser: [`to_regex`] gives the host a regular expression (the host's
 //! `glob-match`, reached through [`crate::glob_match`]); [`matches`] and [`Glob`] run the same
 //! dialect inside the policy with no host call. A policy that matches only this way and never
-//! logs imports nothing from the host, which makes its instance cheaper to create (see
+//! logs imports no host function, which makes its instance cheaper to create (see
 //! [`crate::no_std_runtime!`]). Both are linear in the length of the text whatever the pattern.
 
 #[cfg(test)]

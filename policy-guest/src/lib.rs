@@ -244,8 +244,8 @@ mod convert;
 /// `no_std_runtime!(no_imports)` is the same runtime with a panic handler that only traps (the
 /// decision is still denied, as `policy-trap`, but without the panic message). Use it in a
 /// policy that neither logs nor calls [`glob_match`] (match with [`glob::matches`] instead): its
-/// component then imports nothing, so it is a single core instance with no adapter modules and
-/// costs about 2 µs less per decision. The stock `rules` policy is built this way.
+/// component then imports no functions, so it is a single core instance with no adapter modules
+/// and costs about 2 µs less per decision. The stock `rules` policy is built this way.
 #[macro_export]
 macro_rules! no_std_runtime {
     () => {

@@ -5,7 +5,7 @@
 //! `namespaces`, `service_accounts` or `service_account_uids`.
 //!
 //! The crate is `no_std` and matches globs in the policy (`glob::matches`, the host's dialect), so
-//! its component imports nothing at all;
+//! its component imports no functions at all (only the WIT `types`);
 //! build it on its own (`cargo build -p rules --target wasm32-wasip2 --release`).
 
 #![no_std]
@@ -45,6 +45,6 @@ impl Policy for Rules {
 }
 
 export_policy!(Rules);
-// No std, no wasi-libc, no imports at all (globs are matched in the policy, nothing is logged):
+// No std, no wasi-libc, no imported functions (globs are matched in the policy, nothing is logged):
 // a single core instance, the cheapest component to instantiate.
 tollgate_policy::no_std_runtime!(no_imports);
