@@ -32,7 +32,17 @@ async fn wait_for(counter: &AtomicUsize, target: usize) {
 async fn a_policy_uploaded_under_load_takes_effect_without_failed_requests() {
     let dir = TempDir::new("reload");
     let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let server = Arc::new(Server::start(&dir.path().join("data")));
+    // This test is about reloading under load, not about rate limits (attack_http.rs).
+    let server = Arc::new(Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--allow-insecure-issuers",
+            "--tenant-rate",
+            "0",
+            "--identity-rate",
+            "0",
+        ],
+    ));
     let (key, audience) = server.create_tenant("acme").await;
     register_issuer(&server, "acme", &key, &issuer.url).await;
     let rules = json!({
