@@ -172,6 +172,16 @@ fn main() {
         }
         return;
     }
+    // Fuel of the first request under each of these configs (`|`-separated), then exit.
+    if let Ok(configs) = std::env::var("FUEL_CONFIGS") {
+        for c in configs.split('|') {
+            let mut v = requests[0].clone();
+            v.config = c.into();
+            let e = engine.evaluate(&module, &v);
+            println!("{:>6} {:?} {c}", e.fuel_used, e.decision.is_allow());
+        }
+        return;
+    }
     if std::env::var("FUEL_BREAKDOWN").is_ok() {
         let mut r = requests[0].clone();
         println!("fuel: evaluate full {fuel}");
@@ -192,6 +202,34 @@ fn main() {
         println!(
             "fuel: evaluate subjects only, claims_json {{}} {}",
             engine.evaluate(&module, &small).fuel_used
+        );
+        // What each key of the identity config adds to a one-key config.
+        let full: Value = serde_json::from_str(&config()).unwrap();
+        for key in full.as_object().unwrap().keys() {
+            let mut c = json!({"subjects": ["system:serviceaccount:prod:*"]});
+            c[key] = full[key].clone();
+            let mut v = r.clone();
+            v.config = c.to_string();
+            println!(
+                "fuel: subjects + {key}: {}",
+                engine.evaluate(&module, &v).fuel_used
+            );
+        }
+        // Time of the cheap shapes: what the request's lowering costs without the rules.
+        let (t, _) = measure(|_| engine.evaluate(&module, &r).decision.is_allow());
+        println!("time: subjects only p50 {:.2}", us(t.p50));
+        let (t, _) = measure(|_| engine.evaluate(&module, &small).decision.is_allow());
+        println!("time: subjects only, claims {{}} p50 {:.2}", us(t.p50));
+        let mut bare = small.clone();
+        bare.token.kubernetes = None;
+        bare.token.audiences.clear();
+        bare.token.jwt_id = None;
+        bare.exchange.requested_scopes.clear();
+        let (t, _) = measure(|_| engine.evaluate(&module, &bare).decision.is_allow());
+        println!(
+            "time: subjects only, bare request p50 {:.2} fuel {}",
+            us(t.p50),
+            engine.evaluate(&module, &bare).fuel_used
         );
     }
 
