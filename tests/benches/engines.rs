@@ -102,6 +102,7 @@ struct Prepared {
 }
 
 type Decide<'a> = Box<dyn Fn(&Case) -> bool + 'a>;
+type Build<'a> = Box<dyn Fn(&Case) + 'a>;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
@@ -263,13 +264,43 @@ fn main() {
             }
         }
     }
-    // For reference: the request building the two `rules` rows include.
-    let mut building = Vec::with_capacity(count);
-    for case in &cases {
-        let start = Instant::now();
-        black_box(request(black_box(case)));
-        building.push(start.elapsed());
-    }
+    // For reference: the input building each row includes, timed alone (one pass).
+    let builders: Vec<(&str, Build)> = vec![
+        (
+            "build_request (rules)",
+            Box::new(|c: &Case| drop(black_box(request(c)))),
+        ),
+        (
+            "Cedar request",
+            Box::new(|c: &Case| {
+                drop(black_box(
+                    prepared[c.identity].cedar.request(&c.claims, NOW),
+                ))
+            }),
+        ),
+        (
+            "Rego input",
+            Box::new(|c: &Case| drop(black_box(rego::input(&c.claims, NOW)))),
+        ),
+        (
+            "CEL input",
+            Box::new(|c: &Case| drop(black_box(cel::input(&c.claims, NOW)))),
+        ),
+    ];
+    let building = builders
+        .iter()
+        .map(|(name, build)| {
+            let times = cases
+                .iter()
+                .map(|case| {
+                    let start = Instant::now();
+                    build(black_box(case));
+                    start.elapsed()
+                })
+                .collect();
+            (*name, times)
+        })
+        .collect();
     let names: Vec<&str> = engines.iter().map(|(n, _)| *n).collect();
     report::print(&names, samples, building, count, rounds);
 }

@@ -226,6 +226,17 @@ impl CedarPolicy {
 
     /// One decision: builds the context and request from `claims`, then authorizes.
     pub fn decide(&self, claims: &Value, now: i64) -> bool {
+        let Some(request) = self.request(claims, now) else {
+            return false;
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &self.entities);
+        response.decision() == Decision::Allow
+    }
+
+    /// The Cedar request for `claims`: the per-decision input building.
+    pub fn request(&self, claims: &Value, now: i64) -> Option<Request> {
         let facts = Facts::read(claims);
         let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
         let mut pairs = vec![
@@ -253,23 +264,16 @@ impl CedarPolicy {
         if let Some(record) = claim_value(claims) {
             pairs.push(("claims".to_owned(), record));
         }
-        let Ok(context) = Context::from_pairs(pairs) else {
-            return false;
-        };
+        let context = Context::from_pairs(pairs).ok()?;
         let principal =
             EntityUid::from_type_name_and_id(self.workload.clone(), EntityId::new(facts.sub));
-        let Ok(request) = Request::new(
+        Request::new(
             principal,
             self.action.clone(),
             self.resource.clone(),
             context,
             None,
-        ) else {
-            return false;
-        };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &self.entities);
-        response.decision() == Decision::Allow
+        )
+        .ok()
     }
 }

@@ -158,39 +158,44 @@ impl CelPolicy {
 
     /// One decision: builds the input from `claims`, then evaluates the expression.
     pub fn decide(&self, claims: &Value, now: i64) -> bool {
-        let facts = Facts::read(claims);
-        let mut input: HashMap<Key, CelValue> = HashMap::with_capacity(10);
-        input.insert("sub".into(), facts.sub.into());
-        input.insert(
-            "aud".into(),
-            CelValue::from(
-                facts
-                    .aud
-                    .iter()
-                    .map(|a| CelValue::from(*a))
-                    .collect::<Vec<_>>(),
-            ),
-        );
-        input.insert("now".into(), CelValue::Int(now));
-        if let Some(iat) = facts.iat {
-            input.insert("iat".into(), CelValue::Int(iat));
-        }
-        for (key, value) in [
-            ("namespace", facts.namespace),
-            ("service_account", facts.service_account),
-            ("service_account_uid", facts.service_account_uid),
-            ("pod", facts.pod),
-            ("node", facts.node),
-        ] {
-            if let Some(value) = value {
-                input.insert(key.into(), value.into());
-            }
-        }
-        if let Some(claims) = claim_value(claims) {
-            input.insert("claims".into(), claims);
-        }
         let mut scope = self.root.new_inner_scope();
-        scope.add_variable_from_value("input", input);
+        scope.add_variable_from_value("input", input(claims, now));
         matches!(self.program.execute(&scope), Ok(CelValue::Bool(true)))
     }
+}
+
+/// The CEL input for `claims`: the per-decision input building.
+pub fn input(claims: &Value, now: i64) -> HashMap<Key, CelValue> {
+    let facts = Facts::read(claims);
+    let mut input: HashMap<Key, CelValue> = HashMap::with_capacity(10);
+    input.insert("sub".into(), facts.sub.into());
+    input.insert(
+        "aud".into(),
+        CelValue::from(
+            facts
+                .aud
+                .iter()
+                .map(|a| CelValue::from(*a))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    input.insert("now".into(), CelValue::Int(now));
+    if let Some(iat) = facts.iat {
+        input.insert("iat".into(), CelValue::Int(iat));
+    }
+    for (key, value) in [
+        ("namespace", facts.namespace),
+        ("service_account", facts.service_account),
+        ("service_account_uid", facts.service_account_uid),
+        ("pod", facts.pod),
+        ("node", facts.node),
+    ] {
+        if let Some(value) = value {
+            input.insert(key.into(), value.into());
+        }
+    }
+    if let Some(claims) = claim_value(claims) {
+        input.insert("claims".into(), claims);
+    }
+    input
 }

@@ -161,27 +161,32 @@ impl RegoPolicy {
 
     /// One decision: builds the input from `claims`, then evaluates `allow`.
     pub fn decide(&self, claims: &Value, now: i64) -> bool {
-        let facts = Facts::read(claims);
-        let mut input = json!({"sub": facts.sub, "aud": facts.aud, "now": now, "claims": claims});
-        let optional = [
-            ("iat", facts.iat.map(Value::from)),
-            ("namespace", facts.namespace.map(Value::from)),
-            ("service_account", facts.service_account.map(Value::from)),
-            (
-                "service_account_uid",
-                facts.service_account_uid.map(Value::from),
-            ),
-            ("pod", facts.pod.map(Value::from)),
-            ("node", facts.node.map(Value::from)),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                input[key] = value;
-            }
-        }
         matches!(
-            self.compiled.eval_with_input(RegoValue::from(input)),
+            self.compiled.eval_with_input(input(claims, now)),
             Ok(RegoValue::Bool(true))
         )
     }
+}
+
+/// The Rego input for `claims`: the per-decision input building.
+pub fn input(claims: &Value, now: i64) -> RegoValue {
+    let facts = Facts::read(claims);
+    let mut input = json!({"sub": facts.sub, "aud": facts.aud, "now": now, "claims": claims});
+    let optional = [
+        ("iat", facts.iat.map(Value::from)),
+        ("namespace", facts.namespace.map(Value::from)),
+        ("service_account", facts.service_account.map(Value::from)),
+        (
+            "service_account_uid",
+            facts.service_account_uid.map(Value::from),
+        ),
+        ("pod", facts.pod.map(Value::from)),
+        ("node", facts.node.map(Value::from)),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            input[key] = value;
+        }
+    }
+    RegoValue::from(input)
 }
