@@ -51,7 +51,8 @@ pub struct TestKey {
     pub pkcs1_der: Vec<u8>,
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+/// PEM text of `der` under `label`.
+pub fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let lines: Vec<&str> = body
         .as_bytes()
@@ -259,6 +260,15 @@ pub fn assert_generic(status: u16, body: &Value, case: &str) {
         assert!(!text.contains(secret), "{case}: `{secret}` leaks in {text}");
     }
     assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
+}
+
+/// A target whose issuer `main` has one RSA key `k1`, checked to accept a good token.
+pub async fn rsa_target(name: &str) -> (Target, TestKey) {
+    let key = TestKey::rsa("k1", Algorithm::RS256);
+    let target = Target::start(name, json!({ "keys": [key.jwk] })).await;
+    let good = key.sign(&target.claims());
+    target.assert_accepted("deployer", &good, "control").await;
+    (target, key)
 }
 
 /// A running server with tenant `acme`, whose identity `deployer` trusts the fake issuer's
