@@ -382,7 +382,39 @@ async fn own_tokens_and_other_tenants_tokens_are_refused() {
             "token was issued by this server",
         )
         .await;
+    // The same with Tollgate's published keys pasted as a static set (no discovery involved).
+    let jwks = server.get_json("/.well-known/jwks.json").await;
+    let source = json!({ "mode": "static_jwks", "jwks": jwks, "expires_at": now() + 3600 });
+    let (status, answer) = target
+        .put_issuer(
+            "self-static",
+            json!({ "issuer_url": server.url, "source": source }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let chain = json!({
+        "issuer": "self-static",
+        "config": {"subjects": ["tenants/acme/identities/relay"], "grant": {"scopes": ["registry.pull"]}},
+        "scopes": ["registry.pull"],
+    });
+    let (status, answer) = server
+        .put_identity("acme", "chain-static", &target.tenant_key, chain)
+        .await;
+    assert_eq!(status, 200, "{answer}");
     target
-        .assert_refused("deployer", &own, "own token at another issuer", "")
+        .assert_refused(
+            "chain-static",
+            &own,
+            "own token, static keys",
+            "token was issued by this server",
+        )
+        .await;
+    target
+        .assert_refused(
+            "deployer",
+            &own,
+            "own token at another issuer",
+            "no key with id",
+        )
         .await;
 }
