@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let audiences: Vec<String> = jwt::audiences(map)
             .map(|list| list.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default();
-        let now = jwt::time(map, "iat").ok().flatten().unwrap_or(1_800_000_000);
+        let now = jwt::time(map, "iat")
+            .ok()
+            .flatten()
+            .unwrap_or(1_800_000_000);
         let rules = ClaimRules {
             issuer,
             audiences: &audiences,

@@ -26,7 +26,12 @@ const KEYS: &str = r#"{"keys": [
 
 static KEY_SET: LazyLock<KeySet> = LazyLock::new(|| {
     let set = KeySet::from_bytes(KEYS.as_bytes()).expect("the fixed key set parses");
-    assert_eq!(set.keys.len(), 3, "every fixed key is usable: {:?}", set.skipped);
+    assert_eq!(
+        set.keys.len(),
+        3,
+        "every fixed key is usable: {:?}",
+        set.skipped
+    );
     set
 });
 
@@ -55,9 +60,16 @@ fuzz_target!(|data: &[u8]| {
     // What `parse` promises.
     assert!(token.len() <= MAX_TOKEN_BYTES);
     assert_eq!(token.split('.').count(), 3);
-    assert!(jws.kid.as_deref().is_none_or(jwt::valid_kid), "{:?}", jws.kid);
+    assert!(
+        jws.kid.as_deref().is_none_or(jwt::valid_kid),
+        "{:?}",
+        jws.kid
+    );
     let name = format!("{:?}", jws.alg);
-    assert!(jwt::allowed_alg(&name).is_some(), "{name} passed the allowlist");
+    assert!(
+        jwt::allowed_alg(&name).is_some(),
+        "{name} passed the allowlist"
+    );
 
     if let Ok(key) = KEY_SET.select(jws.kid.as_deref(), jws.alg) {
         assert!(key.kind.allows(jws.alg));
