@@ -1,0 +1,382 @@
+//! Shared by `attack_tokens.rs` and `attack_jwks.rs`: keys made in the test, tokens forged by
+//! hand (any header, any payload text, any signature bytes), a loopback OIDC issuer whose key
+//! sets the test writes and which counts every request it receives, and a tenant wired to it on
+//! a real `tollgate serve`.
+
+#![allow(dead_code, reason = "each attack file uses part of these helpers")]
+
+use crate::server_support::{GENERIC_DENIAL, Server, TempDir, oauth_error};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `header.payload.signature` from JSON texts and a signature segment written by hand.
+pub fn forge(header: &str, payload: &str, signature: &str) -> String {
+    format!(
+        "{}.{}.{signature}",
+        b64(header.as_bytes()),
+        b64(payload.as_bytes())
+    )
+}
+
+/// A signing key of the test and its public JWK.
+pub struct TestKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+    /// The public key as X.509 SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+    /// RSA only: the public key as PKCS#1 RSAPublicKey DER.
+    pub pkcs1_der: Vec<u8>,
+}
+
+/// PEM text of `der` under `label`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+impl TestKey {
+    /// RSA 2048 for RS256 (or another RSA `alg`).
+    pub fn rsa(kid: &str, alg: Algorithm) -> TestKey {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pkcs8 = AsDer::<Pkcs8V1Der>::as_der(&pair).unwrap();
+        let public = pair.public_key();
+        let spki = AsDer::<PublicKeyX509Der>::as_der(public).unwrap();
+        TestKey {
+            kid: kid.to_owned(),
+            alg,
+            encoding: EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes())
+                .unwrap(),
+            jwk: json!({
+                "kty": "RSA", "use": "sig", "kid": kid,
+                "n": b64(public.modulus().big_endian_without_leading_zero()),
+                "e": b64(public.exponent().big_endian_without_leading_zero()),
+            }),
+            spki_der: spki.as_ref().to_vec(),
+            pkcs1_der: public.as_ref().to_vec(),
+        }
+    }
+
+    /// P-256 for ES256.
+    pub fn ec(kid: &str) -> TestKey {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let pkcs8 = pair.to_pkcs8v1().unwrap();
+        let point = pair.public_key().as_ref();
+        let spki = AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap();
+        TestKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "use": "sig", "kid": kid,
+                "x": b64(&point[1..33]), "y": b64(&point[33..]),
+            }),
+            spki_der: spki.as_ref().to_vec(),
+            pkcs1_der: Vec::new(),
+        }
+    }
+
+    pub fn alg_name(&self) -> &'static str {
+        match self.alg {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::ES256 => "ES256",
+            other => panic!("no test signs with {other:?}"),
+        }
+    }
+
+    /// The header a legitimate token of this key carries.
+    pub fn header(&self) -> Value {
+        json!({ "alg": self.alg_name(), "kid": self.kid, "typ": "JWT" })
+    }
+
+    /// Signs `claims` under the default header.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_raw(&self.header().to_string(), &claims.to_string())
+    }
+
+    /// Signs raw header and payload texts (which may be deliberately odd).
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg).unwrap();
+        format!("{input}.{signature}")
+    }
+}
+
+/// An HS256 token MACed with `secret`, whatever the secret (also empty).
+pub fn hs256(header: &Value, payload: &Value, secret: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(payload.to_string().as_bytes())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", b64(tag.as_ref()))
+}
+
+/// Claims of a valid projected ServiceAccount token for namespace `prod`.
+pub fn claims(issuer: &str, audience: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "sub": "system:serviceaccount:prod:deployer",
+        "aud": [audience],
+        "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+        "jti": format!("jti-{now}"),
+        "kubernetes.io": {
+            "namespace": "prod",
+            "serviceaccount": { "name": "deployer", "uid": "sa-uid-1" },
+            "pod": { "name": "api-1", "uid": "pod-uid-1" },
+        },
+    })
+}
+
+/// A loopback OIDC issuer serving several issuers under path prefixes: issuer `NAME` is
+/// `{base}/NAME`, with its discovery document and its key set (`{base}/NAME/keys`) as the test
+/// set them. Every request is recorded, also those for paths it does not serve.
+pub struct FakeIssuer {
+    pub base: String,
+    state: Arc<IssuerState>,
+}
+
+struct IssuerState {
+    base: String,
+    key_sets: Mutex<HashMap<String, Value>>,
+    requests: Mutex<Vec<String>>,
+}
+
+async fn serve(State(state): State<Arc<IssuerState>>, uri: Uri) -> Response {
+    let path = uri.path().to_owned();
+    state.requests.lock().unwrap().push(path.clone());
+    let sets = state.key_sets.lock().unwrap();
+    if let Some(name) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/.well-known/openid-configuration"))
+        && sets.contains_key(name)
+    {
+        let issuer = format!("{}/{name}", state.base);
+        let doc = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
+        return axum::Json(doc).into_response();
+    }
+    if let Some(set) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/keys"))
+        .and_then(|name| sets.get(name))
+    {
+        return axum::Json(set.clone()).into_response();
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+impl FakeIssuer {
+    /// Serves on 127.0.0.1:0 until the test's runtime ends.
+    pub async fn start() -> FakeIssuer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(IssuerState {
+            base: base.clone(),
+            key_sets: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(serve)
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeIssuer { base, state }
+    }
+
+    /// Publishes `jwks` as issuer `name`; returns the issuer URL.
+    pub fn publish(&self, name: &str, jwks: Value) -> String {
+        self.state
+            .key_sets
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), jwks);
+        format!("{}/{name}", self.base)
+    }
+
+    /// Every path requested so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().unwrap().clone()
+    }
+}
+
+/// Nothing about the tenant, the identity's patterns, its policy or the key may reach the
+/// caller (the same rule as `assert_generic` in server_deny.rs).
+pub fn assert_generic(status: u16, body: &Value, case: &str) {
+    assert_eq!(status, 400, "{case}: {body}");
+    let description = oauth_error(status, body, "invalid_request");
+    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
+    let text = body.to_string();
+    for secret in [
+        "acme",
+        "prod",
+        "namespace",
+        "policy",
+        "tenant",
+        "pattern",
+        "expired",
+        "audience",
+        "signature",
+        "deployer",
+        "kid",
+        "alg",
+        "key",
+    ] {
+        assert!(!text.contains(secret), "{case}: `{secret}` leaks in {text}");
+    }
+    assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
+}
+
+/// A target whose issuer `main` has one RSA key `k1`, checked to accept a good token.
+pub async fn rsa_target(name: &str) -> (Target, TestKey) {
+    let key = TestKey::rsa("k1", Algorithm::RS256);
+    let target = Target::start(name, json!({ "keys": [key.jwk] })).await;
+    let good = key.sign(&target.claims());
+    target.assert_accepted("deployer", &good, "control").await;
+    (target, key)
+}
+
+/// A running server with tenant `acme`, whose identity `deployer` trusts the fake issuer's
+/// issuer `main` (OIDC discovery) and lets namespace `prod` have `registry.pull`.
+pub struct Target {
+    pub server: Server,
+    pub issuer: FakeIssuer,
+    pub tenant_key: String,
+    /// The tenant's audience, which subject tokens must carry.
+    pub audience: String,
+    /// The issuer URL of `main`.
+    pub issuer_url: String,
+    _dir: TempDir,
+}
+
+impl Target {
+    /// Starts everything; `jwks` is what issuer `main` publishes.
+    pub async fn start(name: &str, jwks: Value) -> Target {
+        let dir = TempDir::new(name);
+        let data = dir.path().join("data");
+        let server = tokio::task::spawn_blocking(move || Server::start(&data))
+            .await
+            .unwrap();
+        let issuer = FakeIssuer::start().await;
+        let issuer_url = issuer.publish("main", jwks);
+        let (tenant_key, audience) = server.create_tenant("acme").await;
+        let target = Target {
+            server,
+            issuer,
+            tenant_key,
+            audience,
+            issuer_url: issuer_url.clone(),
+            _dir: dir,
+        };
+        target.add_issuer("main", &issuer_url).await;
+        target.add_identity("deployer", "main").await;
+        target
+    }
+
+    /// Registers `url` (discovery) as the tenant's issuer `name`.
+    pub async fn add_issuer(&self, name: &str, url: &str) {
+        let (status, body) = self.put_issuer(name, json!({ "issuer_url": url })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// PUTs the tenant's issuer `name`: (status, body).
+    pub async fn put_issuer(&self, name: &str, body: Value) -> (u16, Value) {
+        let path = format!("/v1/tenants/acme/issuers/{name}");
+        self.server
+            .admin(Method::PUT, &path, Some(&self.tenant_key), Some(body))
+            .await
+    }
+
+    /// PUTs identity `id` trusting `issuer`, granting `registry.pull` to namespace `prod`.
+    pub async fn add_identity(&self, id: &str, issuer: &str) {
+        let body = json!({
+            "issuer": issuer,
+            "config": {"namespaces": ["prod"], "grant": {"scopes": ["registry.pull"]}},
+            "scopes": ["registry.pull"],
+        });
+        let (status, answer) = self
+            .server
+            .put_identity("acme", id, &self.tenant_key, body)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    /// Valid claims for issuer `main` and this tenant.
+    pub fn claims(&self) -> Value {
+        claims(&self.issuer_url, &self.audience)
+    }
+
+    /// Exchanges `token` for identity `id`.
+    pub async fn exchange(&self, id: &str, token: &str) -> (u16, Value) {
+        self.server
+            .exchange(&format!("tenants/acme/identities/{id}"), token, &[])
+            .await
+    }
+
+    /// Asserts that identity `id` accepts `token`.
+    pub async fn assert_accepted(&self, id: &str, token: &str, case: &str) {
+        let (status, body) = self.exchange(id, token).await;
+        assert_eq!(status, 200, "{case}: {body}");
+        assert!(body["access_token"].is_string(), "{case}: {body}");
+    }
+
+    /// Asserts the generic denial of `token` at identity `id`, and that the decision log
+    /// recorded it for the reason `reason` (a substring of `code: message`).
+    pub async fn assert_refused(&self, id: &str, token: &str, case: &str, reason: &str) {
+        let (status, body) = self.exchange(id, token).await;
+        assert_generic(status, &body, case);
+        let recorded = self.last_reason().await;
+        assert!(
+            recorded.contains(reason),
+            "{case}: recorded `{recorded}`, expected `{reason}`"
+        );
+    }
+
+    /// The reason of the tenant's newest decision, which must be a denial.
+    pub async fn last_reason(&self) -> String {
+        let path = "/v1/tenants/acme/decisions?limit=1";
+        let (status, log) = self
+            .server
+            .admin(Method::GET, path, Some(&self.tenant_key), None)
+            .await;
+        assert_eq!(status, 200, "{log}");
+        let newest = &log["decisions"][0];
+        assert_eq!(newest["allowed"], false, "{newest}");
+        newest["reason"].as_str().unwrap_or_default().to_owned()
+    }
+}
