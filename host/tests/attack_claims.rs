@@ -414,7 +414,8 @@ async fn own_tokens_and_other_tenants_tokens_are_refused() {
             "deployer",
             &own,
             "own token at another issuer",
-            "no key with id",
+            // Claims are screened before any key fetch: the foreign `iss` is caught first.
+            "issuer does not match",
         )
         .await;
 }
