@@ -97,7 +97,7 @@ async fn key_set_entries_that_must_never_verify_are_left_out() {
     let private = TestKey::rsa("private", Algorithm::RS256);
     let dup_a = TestKey::rsa("dup", Algorithm::RS256);
     let dup_b = TestKey::rsa("dup", Algorithm::RS256);
-    let (weak_jwk, weak_token) = weak_rsa("weak", &claims_for("weak"));
+    let (weak_jwk, weak_token) = weak_rsa("weak", &claims_for("rsa-1024"));
     let hs_header = json!({ "alg": "HS256", "kid": "sym", "typ": "JWT" });
     // A token RS256-signed by the good key but naming an entry's kid: verifies only if that
     // entry were (wrongly) loaded as the good key's twin.
