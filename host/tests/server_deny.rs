@@ -6,9 +6,8 @@
 mod server_support;
 
 use reqwest::Method;
-use serde_json::Value;
 use server_support::{
-    CR_TOKEN, DevIssuer, GENERIC_DENIAL, JWT_TYPE, Server, TOKEN_EXCHANGE, TempDir, dev_token,
+    CR_TOKEN, DevIssuer, JWT_TYPE, Server, TOKEN_EXCHANGE, TempDir, assert_generic, dev_token,
     oauth_error, quickstart,
 };
 
@@ -17,29 +16,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// Nothing about the tenant, the identity's patterns or its policy may reach the caller.
-fn assert_generic(status: u16, body: &Value, case: &str) {
-    let description = oauth_error(status, body, "invalid_request");
-    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
-    let text = body.to_string();
-    for secret in [
-        "acme",
-        "prod",
-        "dev",
-        "namespace",
-        "policy",
-        "tenant",
-        "pattern",
-        "expired",
-        "audience",
-        "signature",
-        "deployer",
-    ] {
-        assert!(!text.contains(secret), "{case}: `{secret}` leaks in {text}");
-    }
-    assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
 }
 
 #[tokio::test]

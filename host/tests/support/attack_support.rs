@@ -3,9 +3,8 @@
 
 #![allow(dead_code, reason = "each test file uses part of these helpers")]
 
-use crate::server_support::{
-    DevIssuer, GENERIC_DENIAL, Server, TempDir, dev_token, oauth_error, quickstart_identity,
-};
+pub use crate::server_support::assert_generic;
+use crate::server_support::{DevIssuer, Server, TempDir, dev_token, quickstart_identity};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -39,13 +38,6 @@ pub async fn last_decision(server: &Server, tenant: &str, key: &str) -> Value {
     let (status, log) = server.admin(Method::GET, &path, Some(key), None).await;
     assert_eq!(status, 200, "{log}");
     log["decisions"][0].clone()
-}
-
-/// The uniform RFC 6749 denial, and nothing else in the body.
-pub fn assert_generic(status: u16, body: &Value, case: &str) {
-    let description = oauth_error(status, body, "invalid_request");
-    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
-    assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
 }
 
 fn b64() -> base64::engine::GeneralPurpose {

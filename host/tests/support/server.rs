@@ -454,3 +454,30 @@ pub fn oauth_error(status: u16, body: &Value, code: &str) -> String {
     assert_eq!(body["error"], code, "{body}");
     body["error_description"].as_str().unwrap().to_owned()
 }
+
+/// The uniform refusal: RFC 6749 `invalid_request` with the generic description and nothing
+/// else, so no tenant, pattern, policy or key detail reaches the caller.
+pub fn assert_generic(status: u16, body: &Value, case: &str) {
+    let description = oauth_error(status, body, "invalid_request");
+    assert_eq!(description, GENERIC_DENIAL, "{case}: {body}");
+    let text = body.to_string();
+    for secret in [
+        "acme",
+        "prod",
+        "dev",
+        "namespace",
+        "policy",
+        "tenant",
+        "pattern",
+        "expired",
+        "audience",
+        "signature",
+        "deployer",
+        "kid",
+        "alg",
+        "key",
+    ] {
+        assert!(!text.contains(secret), "{case}: `{secret}` leaks in {text}");
+    }
+    assert_eq!(body.as_object().unwrap().len(), 2, "{case}: {body}");
+}
