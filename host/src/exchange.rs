@@ -7,7 +7,7 @@
 
 use crate::issue::Signer;
 use crate::policy::{Decision, ExchangeContext, PolicyRegistry, build_request};
-use crate::store::{DecisionRecord, IdentityRecord, Store, StoreError};
+use crate::store::{DecisionLog, DecisionRecord, IdentityRecord, Store, StoreError};
 use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -83,6 +83,8 @@ impl From<StoreError> for ExchangeError {
 /// Runs exchanges. Cheap to share behind an `Arc`.
 pub struct ExchangeService {
     pub store: Store,
+    /// The audit log's writer (group commit on `store`).
+    pub decisions: DecisionLog,
     pub verifier: Verifier,
     pub policies: Arc<PolicyRegistry>,
     pub signer: Arc<Signer>,
@@ -209,7 +211,7 @@ impl ExchangeService {
                 tracing::info!(tenant = %identity.tenant, identity = %identity.id, %error, "exchange denied");
             }
         }
-        if let Err(error) = self.store.append_decision(&record).await {
+        if let Err(error) = self.decisions.append(record).await {
             tracing::error!(%error, "could not record a decision");
         }
         result

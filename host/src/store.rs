@@ -10,6 +10,8 @@
 //! tenant in its key or its `WHERE` clause.
 
 mod api_keys;
+mod cache;
+mod decision_log;
 mod decisions;
 mod error;
 mod identities;
@@ -22,14 +24,17 @@ mod tenants;
 #[cfg(test)]
 mod tests;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cache::ReadCache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use api_keys::{generate_api_key, hash_api_key};
+pub use decision_log::DecisionLog;
 pub use decisions::MAX_DECISION_PAGE;
 pub use error::StoreError;
 pub use models::{
@@ -51,7 +56,11 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    cache: Arc<ReadCache>,
 }
+
+/// How long another replica's change to an identity or issuer can go unseen (PostgreSQL).
+const REPLICA_CACHE_TTL: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Connects to `url` and brings its schema up to date.
@@ -69,6 +78,7 @@ impl Store {
             Backend::Postgres => Store {
                 pool: AnyPoolOptions::new().connect(url).await?,
                 backend,
+                cache: Arc::new(ReadCache::new(Some(REPLICA_CACHE_TTL))),
             },
         };
         store.migrate().await?;
@@ -138,6 +148,19 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
             .idle_timeout(None)
             .max_lifetime(None);
     } else {
+        // In WAL mode, NORMAL syncs the log at checkpoints instead of at every commit: a
+        // commit survives the process dying at once, and only an OS crash or power loss can
+        // take the last ones back. FULL (sqlx's default) fsyncs once per exchange, since every
+        // exchange appends a decision record, and capped the server at about 1,000 exchanges/s
+        // (BENCHMARKS.md). Per connection, so set on each.
+        options = options.after_connect(|connection, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(connection)
+                    .await
+                    .map(drop)
+            })
+        });
         if mode.is_none() {
             url.push(if params.is_empty() { '?' } else { '&' });
             url.push_str("mode=rwc");
@@ -162,6 +185,8 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
     Ok(Store {
         pool,
         backend: Backend::Sqlite,
+        // The server is the only writer: nothing changes behind the cache.
+        cache: Arc::new(ReadCache::new(None)),
     })
 }
 

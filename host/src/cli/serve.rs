@@ -7,7 +7,7 @@ use crate::config::ServeArgs;
 use crate::exchange::{ExchangeService, unix_now};
 use crate::issue::Signer;
 use crate::policy::{Limits, PolicyEngine, PolicyRegistry};
-use crate::store::{Store, generate_api_key, hash_api_key};
+use crate::store::{DecisionLog, Store, generate_api_key, hash_api_key};
 use crate::verify::{Verifier, VerifySettings};
 use anyhow::Context;
 use std::process::ExitCode;
@@ -73,6 +73,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => format!("http://{local}"),
     };
     let exchange = Arc::new(ExchangeService {
+        decisions: DecisionLog::start(store.clone()),
         store,
         verifier,
         policies: registry,

@@ -8,17 +8,11 @@ use super::{DecisionRecord, Store, StoreError, from_json, to_json};
 const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, issuer, \
                        policy_digest, fuel_used, scopes, client_address, jti";
 
-/// The most decisions one page returns, whatever the caller asks.
-pub const MAX_DECISION_PAGE: u32 = 1000;
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-impl Store {
-    /// Appends a decision (its `id` is ignored); returns the id it was given.
-    pub async fn append_decision(&self, d: &DecisionRecord) -> Result<i64, StoreError> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO decisions ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             RETURNING id"
-        ))
+/// Binds the [`COLUMNS`] of `d`, in order.
+fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord) -> Result<Query<'q>, StoreError> {
+    Ok(query
         .bind(&d.tenant)
         .bind(&d.identity)
         .bind(d.at)
@@ -32,10 +26,46 @@ impl Store {
         .bind(d.fuel_used)
         .bind(to_json("scopes", &d.scopes)?)
         .bind(&d.client_address)
-        .bind(&d.jti)
-        .fetch_one(&self.pool)
-        .await?;
+        .bind(&d.jti))
+}
+
+/// The most decisions one page returns, whatever the caller asks.
+pub const MAX_DECISION_PAGE: u32 = 1000;
+
+impl Store {
+    /// Appends a decision (its `id` is ignored); returns the id it was given.
+    pub async fn append_decision(&self, d: &DecisionRecord) -> Result<i64, StoreError> {
+        let sql = format!(
+            "INSERT INTO decisions ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             RETURNING id"
+        );
+        let row = bind(sqlx::query(&sql), d)?.fetch_one(&self.pool).await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Appends `records` in one statement, in order (at most
+    /// [`MAX_BATCH`](super::decision_log::MAX_BATCH) of them).
+    pub async fn append_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<String> = (0..records.len())
+            .map(|r| {
+                let params: Vec<String> = (1..=14).map(|c| format!("${}", r * 14 + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO decisions ({COLUMNS}) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for d in records {
+            query = bind(query, d)?;
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Up to `limit` (at most [`MAX_DECISION_PAGE`]) decisions of `tenant`, newest first, all older than

@@ -65,7 +65,10 @@ impl Store {
                 e.into()
             }
         })?;
-        identity_from_row(&row)
+        let stored = identity_from_row(&row)?;
+        self.cache
+            .identity_written(tenant, &identity.id, Some(&stored));
+        Ok(stored)
     }
 
     /// Identity `id` of `tenant`, if it exists.
@@ -74,6 +77,10 @@ impl Store {
         tenant: &str,
         id: &str,
     ) -> Result<Option<IdentityRecord>, StoreError> {
+        if let Some(found) = self.cache.identity(tenant, id) {
+            return Ok(Some(found));
+        }
+        let seen = self.cache.identities_seen();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM identities WHERE tenant = $1 AND id = $2"
         ))
@@ -81,7 +88,9 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(identity_from_row).transpose()
+        let found = row.as_ref().map(identity_from_row).transpose()?;
+        found.iter().for_each(|f| self.cache.fill_identity(f, seen));
+        Ok(found)
     }
 
     /// The identity whose opaque unique id is `uid`, whatever its tenant.
@@ -89,11 +98,17 @@ impl Store {
         &self,
         uid: &str,
     ) -> Result<Option<IdentityRecord>, StoreError> {
+        if let Some(found) = self.cache.identity_by_uid(uid) {
+            return Ok(Some(found));
+        }
+        let seen = self.cache.identities_seen();
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM identities WHERE uid = $1"))
             .bind(uid)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(identity_from_row).transpose()
+        let found = row.as_ref().map(identity_from_row).transpose()?;
+        found.iter().for_each(|f| self.cache.fill_identity(f, seen));
+        Ok(found)
     }
 
     /// The identities of `tenant`, by id.
@@ -114,6 +129,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.cache.identity_written(tenant, id, None);
         Ok(deleted.rows_affected() > 0)
     }
 }

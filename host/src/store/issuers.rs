@@ -29,7 +29,10 @@ impl Store {
         .bind(at)
         .fetch_one(&self.pool)
         .await?;
-        issuer_from_row(&row)
+        let stored = issuer_from_row(&row)?;
+        self.cache
+            .issuer_written(&issuer.tenant, &issuer.name, Some(&stored));
+        Ok(stored)
     }
 
     /// Issuer `name` of `tenant`, if it exists.
@@ -38,6 +41,10 @@ impl Store {
         tenant: &str,
         name: &str,
     ) -> Result<Option<IssuerRecord>, StoreError> {
+        if let Some(found) = self.cache.issuer(tenant, name) {
+            return Ok(Some(found));
+        }
+        let seen = self.cache.issuers_seen();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM issuers WHERE tenant = $1 AND name = $2"
         ))
@@ -45,7 +52,9 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(issuer_from_row).transpose()
+        let found = row.as_ref().map(issuer_from_row).transpose()?;
+        found.iter().for_each(|f| self.cache.fill_issuer(f, seen));
+        Ok(found)
     }
 
     /// The issuers of `tenant`, by name.
@@ -84,6 +93,7 @@ impl Store {
                     e.into()
                 }
             })?;
+        self.cache.issuer_written(tenant, name, None);
         Ok(deleted.rows_affected() > 0)
     }
 }

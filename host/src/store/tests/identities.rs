@@ -4,7 +4,7 @@ use super::{identity, tenant_with_issuer};
 use crate::policy::module::digest;
 use crate::store::{IdentityRecord, Store, StoreError};
 
-on_each_backend!(identities, identity_uids);
+on_each_backend!(identities, identity_uids, reads_see_this_stores_writes);
 
 async fn identities(url: &str) {
     let store = &Store::open(url).await.unwrap();
@@ -110,4 +110,67 @@ async fn identity_uids(url: &str) {
             .await;
         assert!(uids.insert(stored.unwrap().uid));
     }
+}
+
+/// Identities and issuers are served from the read cache after the first read: every write
+/// through the store must show in the next read, by name and by uid.
+async fn reads_see_this_stores_writes(url: &str) {
+    let store = &Store::open(url).await.unwrap();
+    tenant_with_issuer(store, "a").await;
+    let first = store
+        .put_identity(&identity("a", "x", "cluster"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_identity("a", "x").await.unwrap().unwrap(), first);
+    assert_eq!(
+        store
+            .get_identity_by_uid(&first.uid)
+            .await
+            .unwrap()
+            .unwrap(),
+        first
+    );
+
+    let mut changed = identity("a", "x", "cluster");
+    changed.scopes = vec!["other".to_owned()];
+    let second = store.put_identity(&changed).await.unwrap();
+    assert_eq!(
+        store.get_identity("a", "x").await.unwrap().unwrap().scopes,
+        ["other"]
+    );
+    assert_eq!(
+        store
+            .get_identity_by_uid(&first.uid)
+            .await
+            .unwrap()
+            .unwrap(),
+        second
+    );
+
+    assert!(store.delete_identity("a", "x").await.unwrap());
+    assert_eq!(store.get_identity("a", "x").await.unwrap(), None);
+    assert_eq!(store.get_identity_by_uid(&first.uid).await.unwrap(), None);
+    let again = store
+        .put_identity(&identity("a", "x", "cluster"))
+        .await
+        .unwrap();
+    assert_ne!(again.uid, first.uid);
+    assert_eq!(store.get_identity_by_uid(&first.uid).await.unwrap(), None);
+
+    let issuer = store.get_issuer("a", "cluster").await.unwrap().unwrap();
+    let mut moved = issuer.clone();
+    moved.issuer_url = "https://k8s-2.example".to_owned();
+    store.put_issuer(&moved).await.unwrap();
+    assert_eq!(
+        store
+            .get_issuer("a", "cluster")
+            .await
+            .unwrap()
+            .unwrap()
+            .issuer_url,
+        "https://k8s-2.example"
+    );
+    assert!(store.delete_identity("a", "x").await.unwrap());
+    assert!(store.delete_issuer("a", "cluster").await.unwrap());
+    assert_eq!(store.get_issuer("a", "cluster").await.unwrap(), None);
 }

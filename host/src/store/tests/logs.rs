@@ -3,9 +3,16 @@
 use serde_json::json;
 
 use crate::policy::module::digest;
-use crate::store::{DecisionRecord, MAX_DECISION_PAGE, SigningKeyRecord, Store, StoreError};
+use crate::store::{
+    DecisionLog, DecisionRecord, MAX_DECISION_PAGE, SigningKeyRecord, Store, StoreError,
+};
 
-on_each_backend!(signing_keys, decisions, decision_pages);
+on_each_backend!(
+    signing_keys,
+    decisions,
+    decision_pages,
+    decision_log_batches
+);
 
 fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
     SigningKeyRecord {
@@ -154,4 +161,51 @@ async fn decision_pages(url: &str) {
     }
     let capped = store.list_decisions("a", u32::MAX, None).await.unwrap();
     assert_eq!(capped.len(), MAX_DECISION_PAGE as usize);
+}
+
+/// Appends that arrive together are written together, each exactly once, in arrival order;
+/// every append returns only once its record can be read back.
+async fn decision_log_batches(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let log = DecisionLog::start(store.clone());
+    // More than one batch's worth, all in flight at once.
+    let appends: Vec<_> = (0..150)
+        .map(|n| {
+            let (log, store) = (log.clone(), store.clone());
+            tokio::spawn(async move {
+                log.append(decision("a", n)).await.unwrap();
+                let page = store
+                    .list_decisions("a", MAX_DECISION_PAGE, None)
+                    .await
+                    .unwrap();
+                assert!(
+                    page.iter().any(|d| d.fuel_used == n),
+                    "{n} not readable after append"
+                );
+            })
+        })
+        .collect();
+    for append in appends {
+        append.await.unwrap();
+    }
+    let all = store
+        .list_decisions("a", MAX_DECISION_PAGE, None)
+        .await
+        .unwrap();
+    let mut fuel: Vec<i64> = all.iter().map(|d| d.fuel_used).collect();
+    fuel.sort_unstable();
+    assert_eq!(fuel, (0..150).collect::<Vec<_>>());
+    // One batch keeps its order: ids rise with the records' position.
+    let batch: Vec<_> = (200..203).map(|n| decision("b", n)).collect();
+    store.append_decisions(&batch).await.unwrap();
+    let listed = store.list_decisions("b", 10, None).await.unwrap();
+    let newest_first: Vec<i64> = listed.iter().map(|d| d.fuel_used).collect();
+    assert_eq!(newest_first, [202, 201, 200]);
+    assert_eq!(
+        listed[0],
+        DecisionRecord {
+            id: listed[0].id,
+            ..batch[2].clone()
+        }
+    );
 }

@@ -1,0 +1,202 @@
+//! Identities and issuers as last read, so that an exchange does not ask the database for
+//! them every time (two round trips through sqlx's SQLite worker were a large share of an
+//! exchange's cost: BENCHMARKS.md).
+//!
+//! Writes through this [`Store`](super::Store) drop the entries they change, so a server
+//! sees its own changes at once. Another replica's changes (PostgreSQL) are seen when an
+//! entry expires: `ttl` bounds how long a deleted identity can still be exchanged there.
+//! With SQLite the server is the only writer and entries do not expire. Only records that
+//! exist are kept: names that match nothing cannot grow the cache.
+
+use super::{IdentityRecord, IssuerRecord};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+type Key = (String, String);
+
+/// A snapshot of a table's write count, taken before reading the database: a record read
+/// while a write was committing is not cached, since it may be the old one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seen(u64);
+
+/// The read cache one [`Store`](super::Store) and its clones share.
+#[derive(Debug)]
+pub(super) struct ReadCache {
+    ttl: Option<Duration>,
+    identities: Table<Key, IdentityRecord>,
+    /// uid -> (tenant, id); the identity itself is looked up in `identities`.
+    uids: Table<String, Key>,
+    issuers: Table<Key, IssuerRecord>,
+}
+
+#[derive(Debug)]
+struct Table<K, V>(RwLock<Inner<K, V>>);
+
+#[derive(Debug)]
+struct Inner<K, V> {
+    entries: HashMap<K, (V, Instant)>,
+    writes: u64,
+}
+
+impl<K: Eq + Hash, V: Clone> Table<K, V> {
+    fn new() -> Self {
+        Table(RwLock::new(Inner {
+            entries: HashMap::new(),
+            writes: 0,
+        }))
+    }
+
+    fn get(&self, key: &K, ttl: Option<Duration>) -> Option<V> {
+        let inner = self.0.read().expect("store cache poisoned");
+        let (value, at) = inner.entries.get(key)?;
+        ttl.is_none_or(|ttl| at.elapsed() < ttl)
+            .then(|| value.clone())
+    }
+
+    fn seen(&self) -> Seen {
+        Seen(self.0.read().expect("store cache poisoned").writes)
+    }
+
+    /// Keeps what a read found, unless a write happened since `seen`.
+    fn fill(&self, key: K, value: V, seen: Seen) {
+        let mut inner = self.0.write().expect("store cache poisoned");
+        if inner.writes == seen.0 {
+            inner.entries.insert(key, (value, Instant::now()));
+        }
+    }
+
+    /// After a write: `value` as just stored, or nothing.
+    fn written(&self, key: K, value: Option<V>) {
+        let mut inner = self.0.write().expect("store cache poisoned");
+        inner.writes += 1;
+        match value {
+            Some(value) => inner.entries.insert(key, (value, Instant::now())),
+            None => inner.entries.remove(&key),
+        };
+    }
+}
+
+fn key(tenant: &str, name: &str) -> Key {
+    (tenant.to_owned(), name.to_owned())
+}
+
+impl ReadCache {
+    pub(super) fn new(ttl: Option<Duration>) -> ReadCache {
+        ReadCache {
+            ttl,
+            identities: Table::new(),
+            uids: Table::new(),
+            issuers: Table::new(),
+        }
+    }
+
+    pub(super) fn identity(&self, tenant: &str, id: &str) -> Option<IdentityRecord> {
+        self.identities.get(&key(tenant, id), self.ttl)
+    }
+
+    /// The identity with `uid`, if cached and still the one that has it (an identity deleted
+    /// and created again under the same name gets a new uid).
+    pub(super) fn identity_by_uid(&self, uid: &str) -> Option<IdentityRecord> {
+        let (tenant, id) = self.uids.get(&uid.to_owned(), self.ttl)?;
+        self.identity(&tenant, &id).filter(|found| found.uid == uid)
+    }
+
+    pub(super) fn identities_seen(&self) -> Seen {
+        self.identities.seen()
+    }
+
+    /// Keeps an identity read from the database.
+    pub(super) fn fill_identity(&self, identity: &IdentityRecord, seen: Seen) {
+        let name = key(&identity.tenant, &identity.id);
+        self.uids
+            .fill(identity.uid.clone(), name.clone(), self.uids.seen());
+        self.identities.fill(name, identity.clone(), seen);
+    }
+
+    /// After identity `(tenant, id)` was stored (`Some`) or deleted (`None`).
+    pub(super) fn identity_written(&self, tenant: &str, id: &str, now: Option<&IdentityRecord>) {
+        if let Some(identity) = now {
+            self.uids
+                .fill(identity.uid.clone(), key(tenant, id), self.uids.seen());
+        }
+        self.identities.written(key(tenant, id), now.cloned());
+    }
+
+    pub(super) fn issuer(&self, tenant: &str, name: &str) -> Option<IssuerRecord> {
+        self.issuers.get(&key(tenant, name), self.ttl)
+    }
+
+    pub(super) fn issuers_seen(&self) -> Seen {
+        self.issuers.seen()
+    }
+
+    pub(super) fn fill_issuer(&self, issuer: &IssuerRecord, seen: Seen) {
+        self.issuers
+            .fill(key(&issuer.tenant, &issuer.name), issuer.clone(), seen);
+    }
+
+    /// After issuer `(tenant, name)` was stored (`Some`) or deleted (`None`).
+    pub(super) fn issuer_written(&self, tenant: &str, name: &str, now: Option<&IssuerRecord>) {
+        self.issuers.written(key(tenant, name), now.cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(uid: &str) -> IdentityRecord {
+        IdentityRecord {
+            tenant: "a".into(),
+            id: "ci".into(),
+            uid: uid.into(),
+            issuer: "dev".into(),
+            accepted_audiences: vec![],
+            token_audiences: vec![],
+            policy: "builtin:rules".into(),
+            config: serde_json::json!({}),
+            scopes: vec![],
+            ttl_seconds: 900,
+            max_ttl_seconds: 3600,
+            fuel: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_recreated_identity_is_not_found_by_its_old_uid() {
+        let cache = ReadCache::new(None);
+        cache.fill_identity(&identity("old"), cache.identities_seen());
+        assert!(cache.identity_by_uid("old").is_some());
+        cache.identity_written("a", "ci", None);
+        cache.identity_written("a", "ci", Some(&identity("new")));
+        assert!(cache.identity_by_uid("old").is_none());
+        assert_eq!(cache.identity_by_uid("new").unwrap().uid, "new");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_is_not_kept() {
+        let cache = ReadCache::new(None);
+        let seen = cache.identities_seen();
+        // A write commits and updates the cache while the read is in flight...
+        cache.identity_written("a", "ci", Some(&identity("new")));
+        // ... and the read, which may have seen the old row, comes back.
+        cache.fill_identity(&identity("old"), seen);
+        assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
+        cache.identity_written("a", "ci", None);
+        assert!(cache.identity("a", "ci").is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = ReadCache::new(Some(Duration::ZERO));
+        cache.fill_identity(&identity("u"), cache.identities_seen());
+        assert!(cache.identity("a", "ci").is_none());
+        let cache = ReadCache::new(None);
+        cache.fill_identity(&identity("u"), cache.identities_seen());
+        assert!(cache.identity("a", "ci").is_some());
+    }
+}

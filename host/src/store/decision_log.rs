@@ -1,0 +1,60 @@
+//! Group commit for the audit log. Every exchange appends a decision record, and the answer
+//! waits until the record is committed; one `INSERT` per exchange made each exchange pay a
+//! commit and two hand-offs to sqlx's SQLite worker thread. Records that arrive while a
+//! batch is being written go into the next one, written as one multi-row `INSERT`: under
+//! load the commits are shared, alone an exchange waits no longer than before.
+
+use super::{DecisionRecord, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records in one `INSERT` (14 parameters each, far under both databases' limits).
+pub const MAX_BATCH: usize = 64;
+
+/// Records waiting for the writer before appenders wait for room.
+const QUEUE: usize = 4096;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// The handle exchanges append through. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DecisionLog {
+    queue: mpsc::Sender<(DecisionRecord, Reply)>,
+}
+
+impl DecisionLog {
+    /// Starts the writer task for `store` (on the current Tokio runtime).
+    pub fn start(store: Store) -> DecisionLog {
+        let (queue, records) = mpsc::channel(QUEUE);
+        tokio::spawn(write(store, records));
+        DecisionLog { queue }
+    }
+
+    /// Appends `record`; returns once it is committed.
+    pub async fn append(&self, record: DecisionRecord) -> Result<(), StoreError> {
+        let (reply, committed) = oneshot::channel();
+        let stopped = || StoreError::Invalid("the decision log is stopped".into());
+        self.queue
+            .send((record, reply))
+            .await
+            .map_err(|_| stopped())?;
+        committed
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Invalid)
+    }
+}
+
+async fn write(store: Store, mut records: mpsc::Receiver<(DecisionRecord, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while records.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let result = store
+            .append_decisions(&rows)
+            .await
+            .map_err(|e| e.to_string());
+        for reply in replies {
+            // The exchange may have given up waiting; its record is written all the same.
+            let _ = reply.send(result.clone());
+        }
+    }
+}
