@@ -1,0 +1,293 @@
+//! Tollgate at scale: many tenants, identities and distinct policy modules, against the same
+//! server with one identity, in one run.
+//!
+//! Run: `cargo bench -p tollgate --bench scale`. Starts a dev issuer and `tollgate serve`
+//! (SQLite, rate limits off) on loopback, then:
+//!
+//! 1. single: one tenant, one identity on an uploaded copy of `rules`; exchange latency in
+//!    open loop at `SCALE_RATE`;
+//! 2. grows the same server to `SCALE_TENANTS` tenants holding `SCALE_IDENTITIES` identities
+//!    and `SCALE_MODULES` distinct modules (copies of `rules` that differ in a custom section,
+//!    so each is compiled and cached on its own), through the admin API;
+//! 3. scaled: the same latency measurement, each request for another identity;
+//! 4. resident memory, restart to ready (SIGTERM, start, `/readyz` answers 200), and how long
+//!    a newly uploaded module takes from the start of its upload to an allowed exchange.
+//!
+//! Knobs: `SCALE_TENANTS` (1000), `SCALE_IDENTITIES` (100000), `SCALE_MODULES` (1000),
+//! `SCALE_RATE` (exchanges/s while measuring latency, 500), `SCALE_SECONDS` (measured seconds,
+//! 10).
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::admin::{self, Tenant};
+use support::knob;
+use support::loadgen::{self, Outcome, Plan};
+use support::processes::{Issuer, Server, TempDir};
+use support::stats::{ms, print_table, verdict};
+use tollgate::policy::registry::BUILTIN_RULES_WASM;
+
+/// Bodies the scaled phase sends (spread over all identities); each request is for another
+/// identity as long as the measurement sends fewer than this.
+const MAX_BODIES: usize = 20_000;
+/// Admin calls in flight while the server is grown.
+const ADMIN_CONCURRENCY: usize = 8;
+
+/// `rules` with a custom section that makes copy `n` a module of its own.
+fn distinct_module(n: usize) -> Vec<u8> {
+    let name = b"tollgate-bench";
+    let payload = format!("copy {n}");
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(payload.as_bytes());
+    let mut bytes = BUILTIN_RULES_WASM.to_vec();
+    bytes.push(0); // custom section id
+    let mut size = section.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        bytes.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+fn main() {
+    loadgen::run_if_requested();
+    let tenants = knob("SCALE_TENANTS", 1000) as usize;
+    let identities = knob("SCALE_IDENTITIES", 100_000) as usize;
+    let modules = (knob("SCALE_MODULES", 1000) as usize).clamp(1, tenants);
+    let rate = knob("SCALE_RATE", 500) as f64;
+    let seconds = Duration::from_secs(knob("SCALE_SECONDS", 10));
+    let per_tenant = identities.div_ceil(tenants);
+
+    let scratch = TempDir::new("scale");
+    let issuer = Issuer::start(&scratch.path().join("issuer"));
+    let data_dir = scratch.path().join("server");
+    let (server, _) = Server::start(&data_dir);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let http = admin::client();
+    println!("scale bench: {tenants} tenants, {identities} identities, {modules} distinct modules");
+
+    // 1. One identity.
+    let single = runtime.block_on(async {
+        let tenant = admin::create_tenant(&http, &server.url, "single", &issuer).await;
+        let digest =
+            admin::upload_policy(&http, &server.url, &tenant, distinct_module(usize::MAX)).await;
+        admin::put_identity(&http, &server.url, &tenant, "deployer", &digest).await;
+        let token = admin::subject_token(&issuer, &tenant.audience, "api-0");
+        vec![admin::exchange_body(
+            "tenants/single/identities/deployer",
+            &token,
+        )]
+    });
+    println!("  single identity: open loop at {rate:.0}/s ...");
+    let single = measure(&server, single, rate, seconds, scratch.path());
+
+    // 2. Grow.
+    let grown = Instant::now();
+    let setup: Vec<Tenant> = runtime.block_on(async {
+        let names: Vec<String> = (0..tenants).map(|t| format!("t{t:04}")).collect();
+        let made = for_each_concurrent(names, ADMIN_CONCURRENCY, |name| {
+            let (http, url, issuer) = (&http, &server.url, &issuer);
+            async move { admin::create_tenant(http, url, &name, issuer).await }
+        })
+        .await;
+        println!(
+            "  {} tenants in {:.1} s",
+            made.len(),
+            grown.elapsed().as_secs_f64()
+        );
+        made
+    });
+    let uploaded = Instant::now();
+    let digests: Vec<String> = runtime.block_on(for_each_concurrent(
+        (0..modules).collect(),
+        ADMIN_CONCURRENCY,
+        |m| {
+            let (http, url, tenant) = (&http, &server.url, &setup[m]);
+            async move { admin::upload_policy(http, url, tenant, distinct_module(m)).await }
+        },
+    ));
+    let upload_seconds = uploaded.elapsed().as_secs_f64();
+    println!(
+        "  {modules} modules compiled and cached in {upload_seconds:.1} s ({:.0} ms each)",
+        upload_seconds * 1000.0 / modules as f64
+    );
+    let created = Instant::now();
+    let work: Vec<(usize, usize)> = (0..tenants)
+        .flat_map(|t| (0..per_tenant).map(move |i| (t, i)))
+        .take(identities)
+        .collect();
+    runtime.block_on(for_each_concurrent(work, ADMIN_CONCURRENCY, |(t, i)| {
+        let (http, url, tenant) = (&http, &server.url, &setup[t]);
+        let policy = &digests[t % modules];
+        async move { admin::put_identity(http, url, tenant, &format!("id{i:03}"), policy).await }
+    }));
+    println!(
+        "  {identities} identities in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    // 3. Many identities: one token per tenant, requests spread over every identity.
+    let tokens: Vec<String> = setup
+        .iter()
+        .map(|t| admin::subject_token(&issuer, &t.audience, "api-0"))
+        .collect();
+    let step = identities.div_ceil(MAX_BODIES).max(1);
+    let bodies: Vec<String> = (0..identities)
+        .step_by(step)
+        .map(|n| {
+            let (t, i) = (n / per_tenant, n % per_tenant);
+            admin::exchange_body(
+                &format!("tenants/{}/identities/id{i:03}", setup[t].name),
+                &tokens[t],
+            )
+        })
+        .collect();
+    println!(
+        "  {identities} identities: open loop at {rate:.0}/s over {} of them ...",
+        bodies.len()
+    );
+    let scaled = measure(&server, bodies, rate, seconds, scratch.path());
+    let (rss, peak_rss) = server.memory();
+
+    // 4. Restart and a new module.
+    let addr = server.addr.clone();
+    server.stop();
+    let (server, restart) = Server::start_on(&data_dir, &addr);
+    let live = runtime.block_on(new_module_live(&http, &server.url, &setup[0], &tokens[0]));
+
+    println!();
+    let row = |name: &str, o: &Outcome| {
+        vec![
+            name.to_owned(),
+            format!("{:.0}", o.per_second()),
+            ms(o.latencies.percentile(50.0)),
+            ms(o.latencies.percentile(99.0)),
+            ms(o.latencies.percentile(99.9)),
+        ]
+    };
+    print_table(
+        &["exchanges (open loop)", "per second", "p50", "p99", "p99.9"],
+        &[
+            row("one identity", &single),
+            row(&format!("{identities} identities"), &scaled),
+        ],
+    );
+    println!();
+    let p50_ratio = scaled.latencies.percentile(50.0) / single.latencies.percentile(50.0);
+    let p99_ratio = scaled.latencies.percentile(99.0) / single.latencies.percentile(99.0);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    print_table(
+        &["target", "measured", "target", "verdict"],
+        &[
+            vec![
+                "p50 latency, scaled / single".into(),
+                format!("{p50_ratio:.2}x"),
+                "<= 1.20x".into(),
+                verdict(p50_ratio, 1.2, false).into(),
+            ],
+            vec![
+                "p99 latency, scaled / single".into(),
+                format!("{p99_ratio:.2}x"),
+                "<= 1.20x".into(),
+                verdict(p99_ratio, 1.2, false).into(),
+            ],
+            vec![
+                "resident memory (peak)".into(),
+                format!("{:.0} MiB ({:.0} MiB)", mib(rss), mib(peak_rss)),
+                "< 1024 MiB".into(),
+                verdict(mib(peak_rss), 1024.0, false).into(),
+            ],
+            vec![
+                "restart to ready".into(),
+                format!("{:.3} s", restart.as_secs_f64()),
+                "< 2 s".into(),
+                verdict(restart.as_secs_f64(), 2.0, false).into(),
+            ],
+            vec![
+                "new module: upload to allowed exchange".into(),
+                format!("{:.3} s", live.as_secs_f64()),
+                "< 1 s".into(),
+                verdict(live.as_secs_f64(), 1.0, false).into(),
+            ],
+        ],
+    );
+}
+
+fn measure(
+    server: &Server,
+    bodies: Vec<String>,
+    rate: f64,
+    seconds: Duration,
+    scratch: &std::path::Path,
+) -> Outcome {
+    let outcome = loadgen::run(
+        &Plan {
+            addr: server.addr.clone(),
+            bodies,
+            connections: 64,
+            warmup: Duration::from_secs(1),
+            duration: seconds,
+            rate: Some(rate),
+        },
+        scratch,
+    );
+    assert!(
+        outcome.errors == 0,
+        "{} exchanges failed; first: {}",
+        outcome.errors,
+        outcome.first_error.as_deref().unwrap_or("?")
+    );
+    assert!(outcome.ok > 0, "no exchange completed");
+    outcome
+}
+
+/// From the start of a new module's upload to the first allowed exchange through it.
+async fn new_module_live(
+    http: &reqwest::Client,
+    server: &str,
+    tenant: &Tenant,
+    token: &str,
+) -> Duration {
+    let started = Instant::now();
+    let digest = admin::upload_policy(http, server, tenant, distinct_module(usize::MAX - 1)).await;
+    admin::put_identity(http, server, tenant, "fresh", &digest).await;
+    let body = admin::exchange_body(&format!("tenants/{}/identities/fresh", tenant.name), token);
+    loop {
+        let (status, text) = admin::exchange(http, server, &body).await;
+        if status == 200 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the new module never answered: {text}"
+        );
+    }
+}
+
+/// `f` over `items` with at most `limit` in flight, results in order, progress every 10,000.
+async fn for_each_concurrent<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<R>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    use futures::StreamExt;
+    let total = items.len();
+    let mut done = 0;
+    futures::stream::iter(items)
+        .map(f)
+        .buffered(limit)
+        .inspect(|_| {
+            done += 1;
+            if done % 10_000 == 0 {
+                println!("    {done}/{total}");
+            }
+        })
+        .collect()
+        .await
+}

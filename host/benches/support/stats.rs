@@ -1,0 +1,76 @@
+//! Percentiles and the table a bench prints.
+
+use serde::{Deserialize, Serialize};
+
+/// Latencies in microseconds, sorted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latencies(Vec<u32>);
+
+impl Latencies {
+    pub fn from_micros(mut micros: Vec<u32>) -> Latencies {
+        micros.sort_unstable();
+        Latencies(micros)
+    }
+
+    /// The `p`-th percentile (0..=100) in microseconds; 0 when there is none.
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * (self.0.len() - 1) as f64).round() as usize;
+        f64::from(self.0[rank.min(self.0.len() - 1)])
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Microseconds as milliseconds with three decimals.
+pub fn ms(micros: f64) -> String {
+    format!("{:.3} ms", micros / 1000.0)
+}
+
+/// A ratio against a target: `0.71x (target >= 0.60x) met`.
+pub fn verdict(value: f64, target: f64, higher_is_better: bool) -> &'static str {
+    let met = if higher_is_better {
+        value >= target
+    } else {
+        value <= target
+    };
+    if met { "met" } else { "MISSED" }
+}
+
+/// A plain left-aligned table.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("  {}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    );
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
