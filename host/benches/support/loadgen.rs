@@ -5,8 +5,9 @@
 //! One thread, HTTP/1.1 keep-alive connections, request bodies built before the clock starts.
 //! Closed loop (`rate: None`): every connection sends its next request as soon as the previous
 //! answer arrives; that measures peak throughput. Open loop (`rate: Some(r)`): request `i` is due
-//! at `start + i / r` and its latency counts from that moment, not from when a connection was
-//! free to send it, so a server that falls behind is charged for the queue it causes.
+//! at `start + i / r`; when no connection is free by then, its latency counts from that moment,
+//! not from when one was free to send it, so a server that falls behind is charged for the queue
+//! it causes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -158,7 +159,12 @@ async fn connection(addr: String, shared: Rc<Shared>) -> Result<(), String> {
         if due >= shared.end {
             return Ok(());
         }
+        // Tokio's timer wakes up to a millisecond late. When this connection was free before
+        // the request was due, that lateness is the generator's and the clock starts at the
+        // send; when it was still waiting for the server, the clock starts when it was due.
+        let free_at = Instant::now();
         tokio::time::sleep_until(due.into()).await;
+        let start = if free_at > due { due } else { Instant::now() };
         let body = shared.bodies[(i % shared.bodies.len() as u64) as usize].clone();
         let request = Request::post("/oauth2/token")
             .header("host", &addr)
@@ -186,7 +192,7 @@ async fn connection(addr: String, shared: Rc<Shared>) -> Result<(), String> {
         }
         if status == 200 {
             shared.ok.set(shared.ok.get() + 1);
-            let micros = u32::try_from(done.duration_since(due).as_micros()).unwrap_or(u32::MAX);
+            let micros = u32::try_from(done.duration_since(start).as_micros()).unwrap_or(u32::MAX);
             shared.latencies.borrow_mut().push(micros);
         } else {
             shared.errors.set(shared.errors.get() + 1);
