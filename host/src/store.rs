@@ -155,7 +155,13 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         // (BENCHMARKS.md). Per connection, so set on each.
         options = options.after_connect(|connection, _| {
             Box::pin(async move {
+                // Checkpoints run in `checkpoints` below, not inside whichever commit
+                // crosses the WAL size limit: that commit (and every exchange waiting on
+                // its decision record) would wait for the checkpoint's sync.
                 sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *connection)
+                    .await?;
+                sqlx::query("PRAGMA wal_autocheckpoint = 0")
                     .execute(connection)
                     .await
                     .map(drop)
@@ -181,6 +187,7 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         sqlx::query("PRAGMA journal_mode = WAL")
             .fetch_optional(&pool)
             .await?;
+        tokio::spawn(checkpoints(pool.clone()));
     }
     Ok(Store {
         pool,
@@ -188,6 +195,25 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         // The server is the only writer: nothing changes behind the cache.
         cache: Arc::new(ReadCache::new(None)),
     })
+}
+
+/// Copies the WAL back into the database file every second, without waiting for readers or
+/// writers (`PASSIVE`), until the pool is closed.
+async fn checkpoints(pool: AnyPool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_all(&pool)
+            .await
+        {
+            tracing::warn!(%error, "WAL checkpoint failed");
+        }
+    }
 }
 
 /// The current time in Unix seconds.

@@ -84,6 +84,41 @@ async fn restart_keeps_everything(url: &str) {
     assert!(next > decision_id);
 }
 
+/// Commits never checkpoint (each connection has `wal_autocheckpoint = 0` and syncs only at
+/// checkpoints); the background task copies the log into the database file instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
+    let dir = TempDir::new();
+    let store = Store::open(&dir.url()).await.unwrap();
+    for (pragma, expected) in [("synchronous", 1), ("wal_autocheckpoint", 0)] {
+        let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(value, expected, "PRAGMA {pragma}");
+    }
+    let file = dir.0.join("tollgate.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let records: Vec<_> = (0..64)
+        .map(|n| DecisionRecord {
+            tenant: "a".into(),
+            reason: Some("x".repeat(2000)),
+            fuel_used: n,
+            ..DecisionRecord::default()
+        })
+        .collect();
+    for _ in 0..8 {
+        store.append_decisions(&records).await.unwrap();
+    }
+    // About 1 MB went to the log; the database file grows only when a checkpoint copies it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&file).unwrap().len() < before + (512 << 10) {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    store.close().await;
+}
+
 #[tokio::test]
 async fn open_creates_the_file_and_its_directory_in_wal_mode() {
     let dir = TempDir::new();
