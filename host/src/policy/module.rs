@@ -203,21 +203,27 @@ impl ArtifactCache {
         self.dir.join(format!("{hex}-{}.cwasm", self.compat))
     }
 
-    /// Reads an artifact this server wrote earlier for the same module and engine settings.
+    /// Maps an artifact this server wrote earlier for the same module and engine settings.
     ///
-    /// The file is read into memory rather than mapped: a cache file truncated or rewritten
-    /// while the server runs must not be able to fault a live module (SIGBUS).
+    /// Mapped, not read: code pages are file-backed, so a thousand modules cost resident
+    /// memory only for the code their decisions run, and the kernel may drop idle pages.
+    /// Artifacts are only ever replaced by rename (`put`), which leaves a live mapping on the
+    /// old file; changing a file in place would corrupt or fault (SIGBUS) a live module, but
+    /// whoever can write this directory can already plant code that the server will load, so
+    /// mapping adds no one to the trusted (SECURITY.md).
     pub fn get(&self, engine: &wasmtime::Engine, digest: &str) -> Option<Component> {
         let path = self.path(digest);
-        let bytes = std::fs::read(&path).ok()?;
+        if !path.is_file() {
+            return None;
+        }
         // SAFETY: the file name carries the module's digest and this engine's compatibility
-        // hash, and only `put` below (this server) writes files in this directory; wasmtime
-        // still checks the header and engine compatibility of what it reads.
+        // hash, only `put` below (this server) writes files in this directory and never in
+        // place; wasmtime still checks the header and engine compatibility of what it maps.
         #[expect(
             unsafe_code,
-            reason = "reads only artifacts this server serialized itself"
+            reason = "maps only artifacts this server serialized itself"
         )]
-        let component = unsafe { Component::deserialize(engine, &bytes) };
+        let component = unsafe { Component::deserialize_file(engine, &path) };
         match component {
             Ok(component) => Some(component),
             Err(error) => {
