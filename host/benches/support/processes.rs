@@ -195,6 +195,46 @@ impl Server {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// Resident memory by kind of mapping (from `/proc/PID/smaps`), largest first, in bytes.
+    pub fn memory_by_kind(&self) -> Vec<(String, u64)> {
+        let smaps =
+            std::fs::read_to_string(format!("/proc/{}/smaps", self.pid())).unwrap_or_default();
+        let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut kind = String::new();
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let first = fields.next().unwrap_or_default();
+            if first.contains('-') && !first.ends_with(':') {
+                let size = first
+                    .split_once('-')
+                    .and_then(|(a, b)| {
+                        Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?)
+                    })
+                    .unwrap_or(0);
+                let name = fields.nth(4).unwrap_or_default();
+                kind = if name.is_empty() && size >= 1 << 32 {
+                    // Only the pooling allocator reserves this much address space.
+                    "wasm instance pool (slots kept warm)".into()
+                } else if name.ends_with(".cwasm") {
+                    "compiled artifacts (mapped files)".into()
+                } else if name.starts_with("/memfd:") {
+                    format!("memfd {}", name.trim_start_matches("/memfd:"))
+                } else if name.is_empty() {
+                    "anonymous (heap arenas, stacks)".into()
+                } else {
+                    name.to_owned()
+                };
+            } else if first == "Rss:" {
+                let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                *kinds.entry(kind.clone()).or_default() += kib * 1024;
+            }
+        }
+        let mut kinds: Vec<(String, u64)> =
+            kinds.into_iter().filter(|(_, b)| *b >= 1 << 20).collect();
+        kinds.sort_by_key(|kind| std::cmp::Reverse(kind.1));
+        kinds
+    }
+
     /// SIGTERM, then wait for the process to finish its shutdown.
     pub fn stop(mut self) {
         let _ = Command::new("kill").arg(self.pid().to_string()).status();
