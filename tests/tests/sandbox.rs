@@ -325,8 +325,8 @@ fn artifacts_are_cached_by_digest_across_engines() {
         .unwrap()
         .with_artifact_cache(&dir)
         .unwrap();
-    let module = first.load(&bytes).unwrap();
-    assert!(!module.info.cached);
+    let compiled = first.load(&bytes).unwrap();
+    assert!(!compiled.info.cached);
     let second = PolicyEngine::new(Limits::default())
         .unwrap()
         .with_artifact_cache(&dir)
@@ -335,7 +335,10 @@ fn artifacts_are_cached_by_digest_across_engines() {
     assert!(module.info.cached, "second engine recompiled");
     assert_eq!(module.info.compile_time, Duration::ZERO);
     assert_good_policy_still_works(&second, &module);
-    // A corrupted artifact is discarded and the module recompiled, never trusted.
+    // A corrupted artifact is discarded and the module recompiled, never trusted. Artifacts
+    // are mapped, so this is corruption found at the next start: changing a file in place
+    // under a live module faults it (SECURITY.md, known limits).
+    drop((first, second, compiled, module));
     for entry in std::fs::read_dir(&dir).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
