@@ -160,4 +160,23 @@ async fn a_restart_keeps_tenants_identities_policies_and_keys() {
         .filter(|d| d["allowed"] == true)
         .count();
     assert_eq!(allowed, 4, "{log}");
+    drop(second);
+
+    // A start loads stored modules from their cached artifacts; without those (another
+    // engine configuration, a wiped cache) it compiles them from the stored bytes again.
+    let artifacts = data.join("artifacts");
+    let cached = std::fs::read_dir(&artifacts).unwrap().count();
+    assert!(cached > 0, "the upload left an artifact");
+    std::fs::remove_dir_all(&artifacts).unwrap();
+    let third = Server::start(&data);
+    let claims = exchange(
+        &third,
+        &issuer,
+        "tenants/acme/identities/team",
+        "team-a-prod",
+        "https://team-a.example",
+    )
+    .await;
+    assert_eq!(claims["team"], "team-a");
+    assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), cached);
 }

@@ -104,20 +104,37 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn load_policies(store: &Store, registry: &Arc<PolicyRegistry>) -> anyhow::Result<()> {
     let policies = store.all_policies().await?;
     let count = policies.len();
-    let registry = registry.clone();
-    tokio::task::spawn_blocking(move || {
-        for policy in policies {
-            if let Err(error) = registry.load(&policy.meta.tenant, &policy.bytes) {
-                tracing::error!(tenant = %policy.meta.tenant, digest = %policy.meta.digest, %error, "stored policy no longer loads");
-            }
+    for policy in policies {
+        let (tenant, digest) = (policy.tenant.clone(), policy.digest.clone());
+        let size = usize::try_from(policy.size).unwrap_or(usize::MAX);
+        let cached = registry.clone();
+        // The artifact alone when it is cached; the module's bytes only when it must compile.
+        let loaded = match tokio::task::spawn_blocking(move || {
+            cached.load_cached(&policy.tenant, &policy.digest, size)
+        })
+        .await?
+        {
+            Some(loaded) => loaded.map(drop),
+            None => match store.get_policy(&tenant, &digest).await? {
+                Some(record) => {
+                    let registry = registry.clone();
+                    let owner = tenant.clone();
+                    tokio::task::spawn_blocking(move || {
+                        registry.load(&owner, &record.bytes).map(drop)
+                    })
+                    .await?
+                }
+                None => continue,
+            },
+        };
+        if let Err(error) = loaded {
+            tracing::error!(%tenant, %digest, %error, "stored policy no longer loads");
         }
-    })
-    .await?;
+    }
     tracing::info!(count, "policy modules loaded");
     Ok(())
 }
 
-/// Makes sure an operator key exists: the configured one, or a new one printed once.
 async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
     match configured {
         Some(secret) => {

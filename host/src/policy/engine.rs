@@ -106,6 +106,29 @@ impl PolicyEngine {
             }
             _ => component,
         };
+        self.link(component, digest, bytes.len(), compile_time, from_cache)
+    }
+
+    /// Links the cached artifact of a module stored earlier, without its bytes: `None` when
+    /// there is no usable artifact (another engine configuration wrote it, say), and the module
+    /// must be loaded from its bytes with [`PolicyEngine::load`].
+    pub fn load_cached(
+        &self,
+        digest: &str,
+        size: usize,
+    ) -> Option<Result<PolicyModule, LoadError>> {
+        let component = self.cache.as_ref()?.get(&self.engine, digest)?;
+        Some(self.link(component, digest.to_owned(), size, Duration::ZERO, true))
+    }
+
+    fn link(
+        &self,
+        component: wasmtime::component::Component,
+        digest: String,
+        size: usize,
+        compile_time: Duration,
+        cached: bool,
+    ) -> Result<PolicyModule, LoadError> {
         let (imports, exports) = module::inspect(&self.engine, &component)?;
         let pre = self
             .linker
@@ -116,12 +139,12 @@ impl PolicyEngine {
             pre,
             info: ModuleInfo {
                 digest,
-                size: bytes.len(),
+                size,
                 world: module::WORLD,
                 exports,
                 imports,
                 compile_time,
-                cached: from_cache,
+                cached,
             },
         })
     }
@@ -283,6 +306,10 @@ fn engine_config(limits: &Limits) -> Config {
         .table_keep_resident(1 << 16);
     let mut config = Config::new();
     config
+        // The native-pc -> wasm-offset map is about a tenth of each compiled module, and with
+        // a thousand modules resident it is memory the server keeps for nothing: traps are
+        // reported by kind, and guests' own backtraces are not shown to anyone.
+        .generate_address_map(false)
         .consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(limits.stack_bytes)

@@ -40,14 +40,31 @@ impl PolicyRegistry {
     /// Returns the loaded module; its `info.digest` is its address.
     pub fn load(&self, tenant: &str, bytes: &[u8]) -> Result<Arc<PolicyModule>, LoadError> {
         let module = Arc::new(self.engine.load(bytes)?);
+        self.insert(tenant, module.clone());
+        Ok(module)
+    }
+
+    /// Makes a stored module available from its cached artifact alone (see
+    /// [`PolicyEngine::load_cached`]); `None` when it has to be loaded from its bytes.
+    pub fn load_cached(
+        &self,
+        tenant: &str,
+        digest: &str,
+        size: usize,
+    ) -> Option<Result<Arc<PolicyModule>, LoadError>> {
+        let module = match self.engine.load_cached(digest, size)? {
+            Ok(module) => Arc::new(module),
+            Err(error) => return Some(Err(error)),
+        };
+        self.insert(tenant, module.clone());
+        Some(Ok(module))
+    }
+
+    fn insert(&self, tenant: &str, module: Arc<PolicyModule>) {
         self.modules
             .write()
             .expect("policy registry poisoned")
-            .insert(
-                (tenant.to_owned(), module.info.digest.clone()),
-                module.clone(),
-            );
-        Ok(module)
+            .insert((tenant.to_owned(), module.info.digest.clone()), module);
     }
 
     /// The module at `address` for `tenant`: a built-in, or one of the tenant's own uploads.

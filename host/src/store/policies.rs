@@ -85,14 +85,15 @@ impl Store {
         rows.iter().map(meta_from_row).collect()
     }
 
-    /// Every policy of every tenant with its bytes, to load into the engine at start.
-    pub async fn all_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+    /// Every policy of every tenant, without the bytes (a thousand modules' bytes at once
+    /// were a quarter of a GiB the server kept after starting).
+    pub async fn all_policies(&self) -> Result<Vec<PolicyMeta>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {META_COLUMNS}, bytes FROM policies ORDER BY tenant, digest"
+            "SELECT {META_COLUMNS} FROM policies ORDER BY tenant, digest"
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(record_from_row).collect()
+        rows.iter().map(meta_from_row).collect()
     }
 }
 
