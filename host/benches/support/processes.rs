@@ -201,10 +201,12 @@ impl Server {
             std::fs::read_to_string(format!("/proc/{}/smaps", self.pid())).unwrap_or_default();
         let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
         let mut kind = String::new();
+        let mut region = String::new();
         for line in smaps.lines() {
             let mut fields = line.split_whitespace();
             let first = fields.next().unwrap_or_default();
             if first.contains('-') && !first.ends_with(':') {
+                region = first.to_owned();
                 let size = first
                     .split_once('-')
                     .and_then(|(a, b)| {
@@ -227,6 +229,12 @@ impl Server {
             } else if first == "Rss:" {
                 let kib: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
                 *kinds.entry(kind.clone()).or_default() += kib * 1024;
+                if kind.starts_with("anonymous") && kib >= 4096 {
+                    // Large anonymous regions by name, so one arena or pool stands out.
+                    *kinds
+                        .entry(format!("  of which one region of {}", region))
+                        .or_default() += kib * 1024;
+                }
             }
         }
         let mut kinds: Vec<(String, u64)> =

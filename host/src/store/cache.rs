@@ -2,7 +2,9 @@
 //! them every time (two round trips through sqlx's SQLite worker were a large share of an
 //! exchange's cost: BENCHMARKS.md).
 //!
-//! Writes through this [`Store`](super::Store) drop the entries they change, so a server
+//! Only what exchanges read is kept, and at most [`MAX_ENTRIES`] per table: a write through
+//! this [`Store`](super::Store) drops the entry it changes instead of filling it (kept on
+//! write, 100,000 freshly created identities held 350 MiB; BENCHMARKS.md, scale), so a server
 //! sees its own changes at once. Another replica's changes (PostgreSQL) are seen when an
 //! entry expires: `ttl` bounds how long a deleted identity can still be exchanged there.
 //! With SQLite the server is the only writer and entries do not expire. Only records that
@@ -15,6 +17,10 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 type Key = (String, String);
+
+/// Entries per table. A full table drops an arbitrary entry for each new one; a dropped
+/// identity costs its next exchange one database read.
+pub(super) const MAX_ENTRIES: usize = 20_000;
 
 /// A snapshot of a table's write count, taken before reading the database: a record read
 /// while a write was committing is not cached, since it may be the old one.
@@ -40,7 +46,7 @@ struct Inner<K, V> {
     writes: u64,
 }
 
-impl<K: Eq + Hash, V: Clone> Table<K, V> {
+impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
     fn new() -> Self {
         Table(RwLock::new(Inner {
             entries: HashMap::new(),
@@ -62,19 +68,28 @@ impl<K: Eq + Hash, V: Clone> Table<K, V> {
     /// Keeps what a read found, unless a write happened since `seen`.
     fn fill(&self, key: K, value: V, seen: Seen) {
         let mut inner = self.0.write().expect("store cache poisoned");
-        if inner.writes == seen.0 {
-            inner.entries.insert(key, (value, Instant::now()));
+        if inner.writes != seen.0 {
+            return;
         }
+        if inner.entries.len() >= MAX_ENTRIES && !inner.entries.contains_key(&key) {
+            let victim = inner.entries.keys().next().cloned();
+            if let Some(victim) = victim {
+                inner.entries.remove(&victim);
+            }
+        }
+        inner.entries.insert(key, (value, Instant::now()));
     }
 
-    /// After a write: `value` as just stored, or nothing.
-    fn written(&self, key: K, value: Option<V>) {
+    /// After a write to `key`: its entry is dropped, and reads already in flight not kept.
+    fn written(&self, key: &K) {
         let mut inner = self.0.write().expect("store cache poisoned");
         inner.writes += 1;
-        match value {
-            Some(value) => inner.entries.insert(key, (value, Instant::now())),
-            None => inner.entries.remove(&key),
-        };
+        inner.entries.remove(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.read().expect("store cache poisoned").entries.len()
     }
 }
 
@@ -115,13 +130,9 @@ impl ReadCache {
         self.identities.fill(name, identity.clone(), seen);
     }
 
-    /// After identity `(tenant, id)` was stored (`Some`) or deleted (`None`).
-    pub(super) fn identity_written(&self, tenant: &str, id: &str, now: Option<&IdentityRecord>) {
-        if let Some(identity) = now {
-            self.uids
-                .fill(identity.uid.clone(), key(tenant, id), self.uids.seen());
-        }
-        self.identities.written(key(tenant, id), now.cloned());
+    /// After identity `(tenant, id)` was stored or deleted.
+    pub(super) fn identity_written(&self, tenant: &str, id: &str) {
+        self.identities.written(&key(tenant, id));
     }
 
     pub(super) fn issuer(&self, tenant: &str, name: &str) -> Option<IssuerRecord> {
@@ -137,9 +148,9 @@ impl ReadCache {
             .fill(key(&issuer.tenant, &issuer.name), issuer.clone(), seen);
     }
 
-    /// After issuer `(tenant, name)` was stored (`Some`) or deleted (`None`).
-    pub(super) fn issuer_written(&self, tenant: &str, name: &str, now: Option<&IssuerRecord>) {
-        self.issuers.written(key(tenant, name), now.cloned());
+    /// After issuer `(tenant, name)` was stored or deleted.
+    pub(super) fn issuer_written(&self, tenant: &str, name: &str) {
+        self.issuers.written(&key(tenant, name));
     }
 }
 
@@ -171,8 +182,12 @@ mod tests {
         let cache = ReadCache::new(None);
         cache.fill_identity(&identity("old"), cache.identities_seen());
         assert!(cache.identity_by_uid("old").is_some());
-        cache.identity_written("a", "ci", None);
-        cache.identity_written("a", "ci", Some(&identity("new")));
+        cache.identity_written("a", "ci");
+        assert!(
+            cache.identity("a", "ci").is_none(),
+            "a write drops the entry"
+        );
+        cache.fill_identity(&identity("new"), cache.identities_seen());
         assert!(cache.identity_by_uid("old").is_none());
         assert_eq!(cache.identity_by_uid("new").unwrap().uid, "new");
     }
@@ -181,13 +196,29 @@ mod tests {
     fn a_read_that_raced_a_write_is_not_kept() {
         let cache = ReadCache::new(None);
         let seen = cache.identities_seen();
-        // A write commits and updates the cache while the read is in flight...
-        cache.identity_written("a", "ci", Some(&identity("new")));
+        // A write commits while the read is in flight...
+        cache.identity_written("a", "ci");
         // ... and the read, which may have seen the old row, comes back.
         cache.fill_identity(&identity("old"), seen);
-        assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
-        cache.identity_written("a", "ci", None);
         assert!(cache.identity("a", "ci").is_none());
+        cache.fill_identity(&identity("new"), cache.identities_seen());
+        assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
+    }
+
+    #[test]
+    fn a_full_table_stays_at_its_cap() {
+        let cache = ReadCache::new(None);
+        for n in 0..MAX_ENTRIES + 10 {
+            let mut found = identity(&format!("u{n}"));
+            found.id = format!("id{n}");
+            cache.fill_identity(&found, cache.identities_seen());
+        }
+        assert_eq!(cache.identities.len(), MAX_ENTRIES);
+        let last = format!("id{}", MAX_ENTRIES + 9);
+        assert!(
+            cache.identity("a", &last).is_some(),
+            "the newest entry is kept"
+        );
     }
 
     #[test]

@@ -66,8 +66,7 @@ impl Store {
             }
         })?;
         let stored = identity_from_row(&row)?;
-        self.cache
-            .identity_written(tenant, &identity.id, Some(&stored));
+        self.cache.identity_written(tenant, &identity.id);
         Ok(stored)
     }
 
@@ -129,7 +128,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        self.cache.identity_written(tenant, id, None);
+        self.cache.identity_written(tenant, id);
         Ok(deleted.rows_affected() > 0)
     }
 }

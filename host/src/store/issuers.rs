@@ -30,8 +30,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let stored = issuer_from_row(&row)?;
-        self.cache
-            .issuer_written(&issuer.tenant, &issuer.name, Some(&stored));
+        self.cache.issuer_written(&issuer.tenant, &issuer.name);
         Ok(stored)
     }
 
@@ -93,7 +92,7 @@ impl Store {
                     e.into()
                 }
             })?;
-        self.cache.issuer_written(tenant, name, None);
+        self.cache.issuer_written(tenant, name);
         Ok(deleted.rows_affected() > 0)
     }
 }
