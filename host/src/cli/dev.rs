@@ -160,6 +160,7 @@ fn issuer(args: IssuerArgs) -> Result<(), DevError> {
         let app = router(state.clone(), &issuer)?;
         state.record_issuer(&issuer)?;
         let dir = state.dir().display();
+        let stop = shutdown_signal();
         println!("tollgate dev issuer on {address}");
         println!("  issuer     {issuer}");
         println!("  discovery  {issuer}{DISCOVERY_PATH}");
@@ -172,7 +173,7 @@ fn issuer(args: IssuerArgs) -> Result<(), DevError> {
         );
         println!("Ctrl-C stops the issuer.");
         let _ = std::io::stdout().flush();
-        serve(listener, app, shutdown_signal()).await?;
+        serve(listener, app, stop).await?;
         println!("dev issuer stopped");
         Ok(())
     })

@@ -94,8 +94,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
         max_connections: (args.max_connections > 0).then_some(args.max_connections),
     };
+    let stop = crate::dev::shutdown_signal();
     eprintln!("tollgate listening on http://{local} (public URL {public_url})");
-    http::serve(listener, app, transport, crate::dev::shutdown_signal()).await?;
+    http::serve(listener, app, transport, stop).await?;
     eprintln!("tollgate stopped");
     Ok(())
 }
