@@ -259,7 +259,7 @@ fn measure(
     seconds: Duration,
     scratch: &std::path::Path,
 ) -> Outcome {
-    let outcome = loadgen::run(
+    loadgen::run(
         &Plan {
             addr: server.addr.clone(),
             bodies,
@@ -269,15 +269,7 @@ fn measure(
             rate: Some(rate),
         },
         scratch,
-    );
-    assert!(
-        outcome.errors == 0,
-        "{} exchanges failed; first: {}",
-        outcome.errors,
-        outcome.first_error.as_deref().unwrap_or("?")
-    );
-    assert!(outcome.ok > 0, "no exchange completed");
-    outcome
+    )
 }
 
 /// One exchange per tenant, through an identity the measurement does not use: a tenant's first

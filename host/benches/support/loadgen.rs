@@ -79,7 +79,8 @@ pub fn run_if_requested() {
     std::process::exit(0);
 }
 
-/// Runs `plan` in a new process and returns what it measured.
+/// Runs `plan` in a new process and returns what it measured. Panics when any exchange
+/// failed or none completed: numbers from refused exchanges would flatter the server.
 pub fn run(plan: &Plan, scratch: &Path) -> Outcome {
     let path = scratch.join("loadgen-plan.json");
     std::fs::write(&path, serde_json::to_vec(plan).expect("plan")).expect("write the plan");
@@ -89,7 +90,18 @@ pub fn run(plan: &Plan, scratch: &Path) -> Outcome {
         .expect("start the load generator");
     assert!(status.success(), "load generator failed: {status}");
     let out = std::fs::read(path.with_extension("json.out")).expect("read the outcome");
-    serde_json::from_slice(&out).expect("parse the outcome")
+    let outcome: Outcome = serde_json::from_slice(&out).expect("parse the outcome");
+    assert!(
+        outcome.errors == 0,
+        "{} exchanges failed under load; first: {}",
+        outcome.errors,
+        outcome.first_error.as_deref().unwrap_or("?")
+    );
+    assert!(
+        outcome.ok > 0,
+        "no exchange completed in the measured window"
+    );
+    outcome
 }
 
 struct Shared {
