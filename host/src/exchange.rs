@@ -241,7 +241,7 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             now,
         };
-        let request = build_request(&claims, context, &identity.config.to_string())
+        let request = build_request(&claims, context, identity.config.as_str())
             .map_err(|e| ExchangeError::InvalidToken(format!("claims: {e}")))?;
         let module = self
             .policies

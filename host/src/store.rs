@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cache::ReadCache;
+use futures::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -38,7 +39,7 @@ pub use decision_log::DecisionLog;
 pub use decisions::MAX_DECISION_PAGE;
 pub use error::StoreError;
 pub use models::{
-    ApiKey, DecisionRecord, IdentityRecord, IssuerRecord, PolicyMeta, PolicyRecord,
+    ApiKey, DecisionRecord, IdentityRecord, IssuerRecord, PolicyConfig, PolicyMeta, PolicyRecord,
     SigningKeyRecord, Tenant,
 };
 
@@ -91,6 +92,37 @@ impl Store {
             .run(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Reads identities and issuers into the read cache, so that a started server answers
+    /// its first exchanges without database reads; how many identities were kept. Only for
+    /// SQLite, where this server is the only writer and cached entries do not expire; with
+    /// PostgreSQL nothing is read (entries would expire within a second).
+    pub async fn warm_cache(&self) -> Result<usize, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        self.warm_issuers().await?;
+        self.warm_identities().await
+    }
+
+    /// Streams `query`'s rows, parsed, to `keep` until it refuses one (the cache does once a
+    /// write happened since the read began: what is read after may be older); how many it kept.
+    async fn warm<T>(
+        &self,
+        query: &str,
+        parse: fn(&AnyRow) -> Result<T, StoreError>,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut rows = sqlx::query(query).fetch(&self.pool);
+        let mut kept = 0;
+        while let Some(row) = rows.try_next().await? {
+            if !keep(&parse(&row)?) {
+                break;
+            }
+            kept += 1;
+        }
+        Ok(kept)
     }
 
     /// The backend in use.

@@ -6,7 +6,7 @@ use super::{ApiError, AppState};
 use crate::exchange::identity_name;
 use crate::policy::limits::MAX_FUEL;
 use crate::policy::{BUILTIN_RULES, Decision, ExchangeContext, LoadError, build_request};
-use crate::store::{IdentityRecord, IssuerRecord, generate_api_key};
+use crate::store::{IdentityRecord, IssuerRecord, PolicyConfig, generate_api_key};
 use crate::verify::{IssuerConfig, IssuerSource};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -372,12 +372,12 @@ async fn put_identity(
             ApiError::unprocessable(format!("policy `{}` is not uploaded", identity.policy))
         })?;
     let config = if identity.config.is_null() {
-        json!({})
+        PolicyConfig::empty()
     } else {
-        identity.config
+        PolicyConfig::from(&identity.config)
     };
     let engine = exchange.policies.engine().clone();
-    let config_text = config.to_string();
+    let config_text = config.as_str().to_owned();
     tokio::task::spawn_blocking(move || engine.validate_config(&module, &config_text))
         .await
         .map_err(ApiError::internal)?
@@ -492,7 +492,7 @@ async fn simulate(
         now,
         ..Default::default()
     };
-    let request = build_request(&claims, context, &identity.config.to_string())
+    let request = build_request(&claims, context, identity.config.as_str())
         .map_err(|e| ApiError::unprocessable(format!("claims: {e}")))?;
     let module = exchange
         .policies

@@ -82,6 +82,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fuel,
     });
     tokio::spawn(rotate_keys(signer));
+    tokio::spawn(warm_cache(exchange.store.clone()));
     let limiter = Arc::new(RateLimiter::new(args.rate_limits()));
     tokio::spawn(evict_idle(limiter.clone()));
     let state = AppState { exchange, limiter };
@@ -99,6 +100,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     http::serve(listener, app, transport, stop).await?;
     eprintln!("tollgate stopped");
     Ok(())
+}
+
+/// Fills the store's read cache in the background: the server is ready before it is done.
+async fn warm_cache(store: Store) {
+    let started = std::time::Instant::now();
+    match store.warm_cache().await {
+        Ok(identities) => {
+            tracing::info!(identities, elapsed = ?started.elapsed(), "identity cache warmed")
+        }
+        Err(error) => tracing::warn!(%error, "could not warm the identity cache"),
+    }
 }
 
 /// Loads every uploaded module (from the artifact cache when it can) before serving.

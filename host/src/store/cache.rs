@@ -1,14 +1,17 @@
-//! Identities and issuers as last read, so that an exchange does not ask the database for
-//! them every time (two round trips through sqlx's SQLite worker were a large share of an
-//! exchange's cost: BENCHMARKS.md).
+//! Identities and issuers as last read or written, so that an exchange does not ask the
+//! database for them every time (two round trips through sqlx's SQLite worker were a large
+//! share of an exchange's cost, and a cold identity is most of the latency a server with
+//! 100,000 of them adds: BENCHMARKS.md).
 //!
-//! Only what exchanges read is kept, and at most [`MAX_ENTRIES`] per table: a write through
-//! this [`Store`](super::Store) drops the entry it changes instead of filling it (kept on
-//! write, 100,000 freshly created identities held 350 MiB; BENCHMARKS.md, scale), so a server
-//! sees its own changes at once. Another replica's changes (PostgreSQL) are seen when an
-//! entry expires: `ttl` bounds how long a deleted identity can still be exchanged there.
-//! With SQLite the server is the only writer and entries do not expire. Only records that
-//! exist are kept: names that match nothing cannot grow the cache.
+//! Only what exchanges read is kept, and at most [`MAX_ENTRIES`] per table. A write through
+//! this [`Store`](super::Store) keeps what it committed (an identity's config is text, so an
+//! entry is a few hundred bytes), unless another write to the table raced it, in which case
+//! the entry is dropped and the next read fetches the winner: a server sees its own changes
+//! at once. Another replica's changes (PostgreSQL) are seen when an entry expires: `ttl`
+//! bounds how long a deleted identity can still be exchanged there. With SQLite the server is
+//! the only writer, entries do not expire, and a starting server fills the cache from the
+//! database ([`Store::warm_cache`](super::Store::warm_cache)). Only records that exist are
+//! kept: names that match nothing cannot grow the cache.
 
 use super::{IdentityRecord, IssuerRecord};
 use std::collections::HashMap;
@@ -18,12 +21,14 @@ use std::time::{Duration, Instant};
 
 type Key = (String, String);
 
-/// Entries per table. A full table drops an arbitrary entry for each new one; a dropped
-/// identity costs its next exchange one database read.
-pub(super) const MAX_ENTRIES: usize = 20_000;
+/// Entries per table: 100,000 identities of the scale bench's shape take about N MiB. A full
+/// table drops an arbitrary entry for each new one; a dropped identity costs its next
+/// exchange one database read.
+pub(super) const MAX_ENTRIES: usize = 200_000;
 
-/// A snapshot of a table's write count, taken before reading the database: a record read
-/// while a write was committing is not cached, since it may be the old one.
+/// A snapshot of a table's write count, taken before reading or writing the database: a
+/// record read while a write was committing is not cached, since it may be the old one, and
+/// of two writes that raced, neither is (either may have committed last).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Seen(u64);
 
@@ -65,19 +70,27 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
         Seen(self.0.read().expect("store cache poisoned").writes)
     }
 
-    /// Keeps what a read found, unless a write happened since `seen`.
-    fn fill(&self, key: K, value: V, seen: Seen) {
+    /// Keeps what a read found, unless a write happened since `seen`; whether it was kept.
+    fn fill(&self, key: K, value: V, seen: Seen) -> bool {
         let mut inner = self.0.write().expect("store cache poisoned");
-        if inner.writes != seen.0 {
-            return;
+        let kept = inner.writes == seen.0;
+        if kept {
+            inner.insert(key, value);
         }
-        if inner.entries.len() >= MAX_ENTRIES && !inner.entries.contains_key(&key) {
-            let victim = inner.entries.keys().next().cloned();
-            if let Some(victim) = victim {
-                inner.entries.remove(&victim);
-            }
+        kept
+    }
+
+    /// After a write committed `value` for `key`: keeps it if no other write happened since
+    /// `seen` (taken before the write), else drops the entry. Reads in flight are not kept.
+    fn stored(&self, key: K, value: V, seen: Seen) {
+        let mut inner = self.0.write().expect("store cache poisoned");
+        let raced = inner.writes != seen.0;
+        inner.writes += 1;
+        if raced {
+            inner.entries.remove(&key);
+        } else {
+            inner.insert(key, value);
         }
-        inner.entries.insert(key, (value, Instant::now()));
     }
 
     /// After a write to `key`: its entry is dropped, and reads already in flight not kept.
@@ -90,6 +103,18 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.read().expect("store cache poisoned").entries.len()
+    }
+}
+
+impl<K: Eq + Hash + Clone, V> Inner<K, V> {
+    fn insert(&mut self, key: K, value: V) {
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
+            let victim = self.entries.keys().next().cloned();
+            if let Some(victim) = victim {
+                self.entries.remove(&victim);
+            }
+        }
+        self.entries.insert(key, (value, Instant::now()));
     }
 }
 
@@ -122,16 +147,25 @@ impl ReadCache {
         self.identities.seen()
     }
 
-    /// Keeps an identity read from the database.
-    pub(super) fn fill_identity(&self, identity: &IdentityRecord, seen: Seen) {
+    /// Keeps an identity read from the database, unless a write happened since `seen`;
+    /// whether it was kept.
+    pub(super) fn fill_identity(&self, identity: &IdentityRecord, seen: Seen) -> bool {
         let name = key(&identity.tenant, &identity.id);
         self.uids
             .fill(identity.uid.clone(), name.clone(), self.uids.seen());
-        self.identities.fill(name, identity.clone(), seen);
+        self.identities.fill(name, identity.clone(), seen)
     }
 
-    /// After identity `(tenant, id)` was stored or deleted.
-    pub(super) fn identity_written(&self, tenant: &str, id: &str) {
+    /// After identity `identity` was stored (`seen` taken before the write).
+    pub(super) fn identity_stored(&self, identity: &IdentityRecord, seen: Seen) {
+        let name = key(&identity.tenant, &identity.id);
+        self.uids
+            .fill(identity.uid.clone(), name.clone(), self.uids.seen());
+        self.identities.stored(name, identity.clone(), seen);
+    }
+
+    /// After identity `(tenant, id)` was deleted.
+    pub(super) fn identity_deleted(&self, tenant: &str, id: &str) {
         self.identities.written(&key(tenant, id));
     }
 
@@ -143,9 +177,11 @@ impl ReadCache {
         self.issuers.seen()
     }
 
-    pub(super) fn fill_issuer(&self, issuer: &IssuerRecord, seen: Seen) {
+    /// Keeps an issuer read from the database, unless a write happened since `seen`;
+    /// whether it was kept.
+    pub(super) fn fill_issuer(&self, issuer: &IssuerRecord, seen: Seen) -> bool {
         self.issuers
-            .fill(key(&issuer.tenant, &issuer.name), issuer.clone(), seen);
+            .fill(key(&issuer.tenant, &issuer.name), issuer.clone(), seen)
     }
 
     /// After issuer `(tenant, name)` was stored or deleted.
@@ -167,7 +203,7 @@ mod tests {
             accepted_audiences: vec![],
             token_audiences: vec![],
             policy: "builtin:rules".into(),
-            config: serde_json::json!({}),
+            config: crate::store::PolicyConfig::empty(),
             scopes: vec![],
             ttl_seconds: 900,
             max_ttl_seconds: 3600,
@@ -182,7 +218,7 @@ mod tests {
         let cache = ReadCache::new(None);
         cache.fill_identity(&identity("old"), cache.identities_seen());
         assert!(cache.identity_by_uid("old").is_some());
-        cache.identity_written("a", "ci");
+        cache.identity_deleted("a", "ci");
         assert!(
             cache.identity("a", "ci").is_none(),
             "a write drops the entry"
@@ -197,12 +233,56 @@ mod tests {
         let cache = ReadCache::new(None);
         let seen = cache.identities_seen();
         // A write commits while the read is in flight...
-        cache.identity_written("a", "ci");
+        cache.identity_deleted("a", "ci");
         // ... and the read, which may have seen the old row, comes back.
         cache.fill_identity(&identity("old"), seen);
         assert!(cache.identity("a", "ci").is_none());
         cache.fill_identity(&identity("new"), cache.identities_seen());
         assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
+    }
+
+    #[test]
+    fn a_write_keeps_what_it_committed_and_a_read_in_flight_does_not_replace_it() {
+        let cache = ReadCache::new(None);
+        let read = cache.identities_seen();
+        let write = cache.identities_seen();
+        cache.identity_stored(&identity("new"), write);
+        assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
+        assert_eq!(cache.identity_by_uid("new").unwrap().uid, "new");
+        // A read that started before the write may have seen the old row.
+        assert!(!cache.fill_identity(&identity("old"), read));
+        assert_eq!(cache.identity("a", "ci").unwrap().uid, "new");
+    }
+
+    #[test]
+    fn of_two_racing_writes_neither_is_kept() {
+        for first_to_finish in ["a", "b"] {
+            let cache = ReadCache::new(None);
+            cache.identity_stored(&identity("before"), cache.identities_seen());
+            // Both writes start before either finishes: either may have committed last.
+            let (seen_a, seen_b) = (cache.identities_seen(), cache.identities_seen());
+            let (a, b) = (identity("a"), identity("b"));
+            let order = if first_to_finish == "a" {
+                [(&a, seen_a), (&b, seen_b)]
+            } else {
+                [(&b, seen_b), (&a, seen_a)]
+            };
+            for (written, seen) in order {
+                cache.identity_stored(written, seen);
+            }
+            assert!(
+                cache.identity("a", "ci").is_none(),
+                "{first_to_finish} finished first, yet an entry was kept"
+            );
+        }
+    }
+
+    #[test]
+    fn a_write_after_another_finished_is_kept() {
+        let cache = ReadCache::new(None);
+        cache.identity_stored(&identity("a"), cache.identities_seen());
+        cache.identity_stored(&identity("b"), cache.identities_seen());
+        assert_eq!(cache.identity("a", "ci").unwrap().uid, "b");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::cache::MAX_ENTRIES;
 use super::error::is_foreign_key_violation;
 use super::{
     IdentityRecord, Store, StoreError, from_json, get_int, now, random_hex, to_bigint, to_json,
@@ -32,6 +33,7 @@ impl Store {
             )));
         }
         let at = now();
+        let seen = self.cache.identities_seen();
         let row = sqlx::query(&format!(
             "INSERT INTO identities ({COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -66,7 +68,7 @@ impl Store {
             }
         })?;
         let stored = identity_from_row(&row)?;
-        self.cache.identity_written(tenant, &identity.id);
+        self.cache.identity_stored(&stored, seen);
         Ok(stored)
     }
 
@@ -88,7 +90,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let found = row.as_ref().map(identity_from_row).transpose()?;
-        found.iter().for_each(|f| self.cache.fill_identity(f, seen));
+        if let Some(found) = &found {
+            self.cache.fill_identity(found, seen);
+        }
         Ok(found)
     }
 
@@ -106,7 +110,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let found = row.as_ref().map(identity_from_row).transpose()?;
-        found.iter().for_each(|f| self.cache.fill_identity(f, seen));
+        if let Some(found) = &found {
+            self.cache.fill_identity(found, seen);
+        }
         Ok(found)
     }
 
@@ -128,8 +134,20 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        self.cache.identity_written(tenant, id);
+        self.cache.identity_deleted(tenant, id);
         Ok(deleted.rows_affected() > 0)
+    }
+}
+
+impl Store {
+    /// Reads up to the cache's capacity of identities into it; how many were kept.
+    pub(super) async fn warm_identities(&self) -> Result<usize, StoreError> {
+        let seen = self.cache.identities_seen();
+        let query = format!("SELECT {COLUMNS} FROM identities LIMIT {MAX_ENTRIES}");
+        self.warm(&query, identity_from_row, |found| {
+            self.cache.fill_identity(found, seen)
+        })
+        .await
     }
 }
 

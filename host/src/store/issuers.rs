@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::cache::MAX_ENTRIES;
 use super::error::is_foreign_key_violation;
 use super::{IssuerRecord, Store, StoreError, from_json, now, to_json};
 
@@ -52,7 +53,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let found = row.as_ref().map(issuer_from_row).transpose()?;
-        found.iter().for_each(|f| self.cache.fill_issuer(f, seen));
+        if let Some(found) = &found {
+            self.cache.fill_issuer(found, seen);
+        }
         Ok(found)
     }
 
@@ -75,6 +78,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(issuer_from_row).collect()
+    }
+
+    /// Reads up to the cache's capacity of issuers into it; how many were kept.
+    pub(super) async fn warm_issuers(&self) -> Result<usize, StoreError> {
+        let seen = self.cache.issuers_seen();
+        let query = format!("SELECT {COLUMNS} FROM issuers LIMIT {MAX_ENTRIES}");
+        self.warm(&query, issuer_from_row, |found| {
+            self.cache.fill_issuer(found, seen)
+        })
+        .await
     }
 
     /// Deletes issuer `name` of `tenant`; whether it existed. [`StoreError::Conflict`] while an

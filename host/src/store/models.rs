@@ -1,6 +1,7 @@
 //! The records the store keeps. Times are Unix seconds.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// A tenant: the unit of isolation. Every issuer, policy, identity and decision belongs to one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,8 +84,8 @@ pub struct IdentityRecord {
     pub token_audiences: Vec<String>,
     /// `builtin:rules` or the `sha256:<hex>` digest of one of the tenant's policies.
     pub policy: String,
-    /// The policy's configuration.
-    pub config: serde_json::Value,
+    /// The policy's configuration, as the JSON text the policy reads.
+    pub config: PolicyConfig,
     /// Scopes issued tokens may carry.
     pub scopes: Vec<String>,
     /// Default lifetime of issued tokens.
@@ -97,6 +98,49 @@ pub struct IdentityRecord {
     pub created_at: i64,
     /// Set by the store at every put.
     pub updated_at: i64,
+}
+
+/// A policy configuration, kept as the JSON text the policy is handed: an exchange passes it
+/// on without serializing it again, and a cached identity holds a few hundred bytes of text
+/// instead of a tree of maps (BENCHMARKS.md, scale). Serialized as the JSON it holds.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyConfig(Box<RawValue>);
+
+impl PolicyConfig {
+    /// `{}`: no rules configured.
+    pub fn empty() -> Self {
+        Self::from(&serde_json::json!({}))
+    }
+
+    /// Checks that `text` is one JSON value and keeps it as it is.
+    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<&serde_json::Value> for PolicyConfig {
+    /// The value's compact JSON text.
+    fn from(value: &serde_json::Value) -> Self {
+        Self(serde_json::value::to_raw_value(value).expect("a JSON value serializes"))
+    }
+}
+
+impl PartialEq for PolicyConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for PolicyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One of Tollgate's own token signing keys.

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use super::{IdentityRecord, IssuerRecord, Store};
+use super::{IdentityRecord, IssuerRecord, PolicyConfig, Store};
 
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
@@ -142,7 +142,7 @@ fn identity(tenant: &str, id: &str, issuer: &str) -> IdentityRecord {
         accepted_audiences: vec![],
         token_audiences: vec!["https://api.example".to_owned()],
         policy: "builtin:rules".to_owned(),
-        config: json!({"subjects": ["system:serviceaccount:prod:deployer"]}),
+        config: PolicyConfig::from(&json!({"subjects": ["system:serviceaccount:prod:deployer"]})),
         scopes: vec!["deploy".to_owned()],
         ttl_seconds: 600,
         max_ttl_seconds: 3600,

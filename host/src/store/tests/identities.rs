@@ -2,9 +2,14 @@
 
 use super::{identity, tenant_with_issuer};
 use crate::policy::module::digest;
-use crate::store::{IdentityRecord, Store, StoreError};
+use crate::store::{Backend, IdentityRecord, Store, StoreError};
 
-on_each_backend!(identities, identity_uids, reads_see_this_stores_writes);
+on_each_backend!(
+    identities,
+    identity_uids,
+    reads_see_this_stores_writes,
+    a_started_store_answers_from_its_warmed_cache,
+);
 
 async fn identities(url: &str) {
     let store = &Store::open(url).await.unwrap();
@@ -173,4 +178,50 @@ async fn reads_see_this_stores_writes(url: &str) {
     assert!(store.delete_identity("a", "x").await.unwrap());
     assert!(store.delete_issuer("a", "cluster").await.unwrap());
     assert_eq!(store.get_issuer("a", "cluster").await.unwrap(), None);
+}
+
+/// `warm_cache` fills the cache from the database (SQLite), and writes keep what they
+/// committed: rows deleted behind the store's back are still answered from memory.
+async fn a_started_store_answers_from_its_warmed_cache(url: &str) {
+    let before = Store::open(url).await.unwrap();
+    tenant_with_issuer(&before, "a").await;
+    let mut stored = Vec::new();
+    for id in ["x", "y", "z"] {
+        stored.push(
+            before
+                .put_identity(&identity("a", id, "cluster"))
+                .await
+                .unwrap(),
+        );
+    }
+    drop(before);
+
+    let store = &Store::open(url).await.unwrap();
+    let warmed = store.warm_cache().await.unwrap();
+    if store.backend() == Backend::Postgres {
+        assert_eq!(warmed, 0, "entries expire within a second: nothing to warm");
+        return;
+    }
+    assert_eq!(warmed, 3);
+    let mut changed = identity("a", "x", "cluster");
+    changed.scopes = vec!["changed".to_owned()];
+    let changed = store.put_identity(&changed).await.unwrap();
+    sqlx::query("DELETE FROM identities")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(store.get_identity("a", "x").await.unwrap(), Some(changed));
+    assert_eq!(
+        store.get_identity_by_uid(&stored[1].uid).await.unwrap(),
+        Some(stored[1].clone())
+    );
+    assert_eq!(
+        store
+            .get_issuer("a", "cluster")
+            .await
+            .unwrap()
+            .map(|i| i.name),
+        Some("cluster".to_owned()),
+        "issuers are warmed too"
+    );
 }
