@@ -1,25 +1,27 @@
-//! Tollgate at scale: many tenants, identities and distinct policy modules, against the same
-//! server with one identity, in one run.
+//! Tollgate at scale: many tenants, identities and distinct policy modules, against a server
+//! with one identity, in one run.
 //!
-//! Run: `cargo bench -p tollgate --bench scale`. Starts a dev issuer and `tollgate serve`
+//! Run: `cargo bench -p tollgate --bench scale`. Starts a dev issuer and two `tollgate serve`
 //! (SQLite, rate limits off) on loopback, then:
 //!
-//! 1. single: one tenant, one identity on an uploaded copy of `rules`; exchange latency in
-//!    open loop at `SCALE_RATE`;
-//! 2. grows the same server to `SCALE_TENANTS` tenants holding `SCALE_IDENTITIES` identities
-//!    and `SCALE_MODULES` distinct modules (copies of `rules` that differ in a custom section,
-//!    so each is compiled and cached on its own), through the admin API;
-//! 3. scaled: the same latency measurement, each request for another identity;
+//! 1. reference: one tenant, one identity on an uploaded copy of `rules`, on a server of its
+//!    own;
+//! 2. grows the other server to `SCALE_TENANTS` tenants holding `SCALE_IDENTITIES`
+//!    identities and `SCALE_MODULES` distinct modules (copies of `rules` that differ in a
+//!    custom section, so each is compiled and cached on its own), through the admin API;
+//! 3. exchange latency in open loop at `SCALE_RATE`, `SCALE_ROUNDS` rounds of each server in
+//!    turn (the reference with its one identity, the grown one with each request for another
+//!    identity), so that load that comes and goes on a shared machine hits both alike;
 //! 4. resident memory, restart to ready (SIGTERM, start, `/readyz` answers 200), how long a
 //!    newly uploaded module takes from the start of its upload to an allowed exchange, and the
-//!    scaled measurement again on the restarted server (which compiled nothing itself).
+//!    rounds of step 3 again with the restarted server (which compiled nothing itself).
 //!
-//! Before each scaled measurement every tenant makes one exchange through an identity the
-//! measurement does not use: a tenant's first exchange fetches its issuer's keys.
+//! Before the scaled measurements every tenant makes one exchange through an identity they do
+//! not use: a tenant's first exchange fetches its issuer's keys.
 //!
 //! Knobs: `SCALE_TENANTS` (1000), `SCALE_IDENTITIES` (100000), `SCALE_MODULES` (1000),
-//! `SCALE_RATE` (exchanges/s while measuring latency, 500), `SCALE_SECONDS` (measured seconds,
-//! 10).
+//! `SCALE_RATE` (exchanges/s while measuring latency, 500), `SCALE_ROUNDS` (3) and
+//! `SCALE_SECONDS` (measured seconds per round, 5).
 
 mod support;
 
@@ -65,31 +67,31 @@ fn main() {
     let identities = knob("SCALE_IDENTITIES", 100_000) as usize;
     let modules = (knob("SCALE_MODULES", 1000) as usize).clamp(1, tenants);
     let rate = knob("SCALE_RATE", 500) as f64;
-    let seconds = Duration::from_secs(knob("SCALE_SECONDS", 10));
+    let seconds = Duration::from_secs(knob("SCALE_SECONDS", 5));
+    let rounds = knob("SCALE_ROUNDS", 3).max(1) as usize;
     let per_tenant = identities.div_ceil(tenants);
 
     let scratch = TempDir::new("scale");
     let issuer = Issuer::start(&scratch.path().join("issuer"));
     let data_dir = scratch.path().join("server");
     let (server, _) = Server::start(&data_dir);
+    let (reference, _) = Server::start(&scratch.path().join("reference"));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let http = admin::client();
     println!("scale bench: {tenants} tenants, {identities} identities, {modules} distinct modules");
 
-    // 1. One identity.
+    // 1. One identity, on a server of its own.
     let single = runtime.block_on(async {
-        let tenant = admin::create_tenant(&http, &server.url, "single", &issuer).await;
-        let digest =
-            admin::upload_policy(&http, &server.url, &tenant, distinct_module(usize::MAX)).await;
-        admin::put_identity(&http, &server.url, &tenant, "deployer", &digest).await;
+        let url = &reference.url;
+        let tenant = admin::create_tenant(&http, url, "single", &issuer).await;
+        let digest = admin::upload_policy(&http, url, &tenant, distinct_module(usize::MAX)).await;
+        admin::put_identity(&http, url, &tenant, "deployer", &digest).await;
         let token = admin::subject_token(&issuer, &tenant.audience, "api-0");
         vec![admin::exchange_body(
             "tenants/single/identities/deployer",
             &token,
         )]
     });
-    println!("  single identity: open loop at {rate:.0}/s ...");
-    let single = measure(&server, single, rate, seconds, scratch.path());
 
     // 2. Grow.
     let grown = Instant::now();
@@ -167,11 +169,24 @@ fn main() {
         );
     };
     warm(&server);
-    println!(
-        "  {identities} identities: open loop at {rate:.0}/s over {} of them ...",
-        bodies.len()
-    );
-    let scaled = measure(&server, bodies.clone(), rate, seconds, scratch.path());
+    let interleaved = |server: &Server| {
+        println!(
+            "  {rounds} x {} s each at {rate:.0}/s: one identity, then {identities} identities \
+             (over {} of them) ...",
+            seconds.as_secs(),
+            bodies.len()
+        );
+        let (mut single_rounds, mut scaled_rounds) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            single_rounds.push(measure(&reference, &single, rate, seconds, scratch.path()));
+            scaled_rounds.push(measure(server, &bodies, rate, seconds, scratch.path()));
+        }
+        (
+            Outcome::merged(&single_rounds),
+            Outcome::merged(&scaled_rounds),
+        )
+    };
+    let (single, scaled) = interleaved(&server);
     let grown_memory = server.memory();
     for (kind, bytes) in server.memory_by_kind() {
         println!("    {:>6.0} MiB  {kind}", bytes as f64 / 1048576.0);
@@ -183,8 +198,8 @@ fn main() {
     let (server, restart) = Server::start_on(&data_dir, &addr);
     let live = runtime.block_on(new_module_live(&http, &server.url, &setup[0], &tokens[0]));
     warm(&server);
-    println!("  after the restart: open loop at {rate:.0}/s again ...");
-    let restarted = measure(&server, bodies, rate, seconds, scratch.path());
+    println!("  after the restart:");
+    let (single_again, restarted) = interleaved(&server);
     let restarted_memory = server.memory();
 
     println!();
@@ -202,12 +217,21 @@ fn main() {
         &[
             row("one identity", &single),
             row(&format!("{identities} identities"), &scaled),
+            row("one identity, again", &single_again),
             row(&format!("{identities} identities, restarted"), &restarted),
         ],
     );
+    let ratio = |scaled: &Outcome, single: &Outcome, p: f64| {
+        scaled.latencies.percentile(p) / single.latencies.percentile(p)
+    };
+    println!(
+        "  restarted / one identity measured beside it: p50 {:.2}x, p99 {:.2}x",
+        ratio(&restarted, &single_again, 50.0),
+        ratio(&restarted, &single_again, 99.0)
+    );
     println!();
-    let p50_ratio = scaled.latencies.percentile(50.0) / single.latencies.percentile(50.0);
-    let p99_ratio = scaled.latencies.percentile(99.0) / single.latencies.percentile(99.0);
+    let p50_ratio = ratio(&scaled, &single, 50.0);
+    let p99_ratio = ratio(&scaled, &single, 99.0);
     print_table(
         &["target", "measured", "target", "verdict"],
         &[
@@ -254,7 +278,7 @@ fn memory_row(name: &str, (rss, peak): (u64, u64)) -> Vec<String> {
 
 fn measure(
     server: &Server,
-    bodies: Vec<String>,
+    bodies: &[String],
     rate: f64,
     seconds: Duration,
     scratch: &std::path::Path,
@@ -262,7 +286,7 @@ fn measure(
     loadgen::run(
         &Plan {
             addr: server.addr.clone(),
-            bodies,
+            bodies: bodies.to_vec(),
             connections: 64,
             warmup: Duration::from_secs(1),
             duration: seconds,

@@ -56,6 +56,17 @@ impl Outcome {
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.seconds
     }
+
+    /// Several measured windows as one.
+    pub fn merged(parts: &[Outcome]) -> Outcome {
+        Outcome {
+            ok: parts.iter().map(|o| o.ok).sum(),
+            errors: parts.iter().map(|o| o.errors).sum(),
+            first_error: parts.iter().find_map(|o| o.first_error.clone()),
+            seconds: parts.iter().map(|o| o.seconds).sum(),
+            latencies: Latencies::merged(parts.iter().map(|o| &o.latencies)),
+        }
+    }
 }
 
 /// Call first in a bench's `main`: when this process was started as the load generator, runs

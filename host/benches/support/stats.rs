@@ -21,6 +21,16 @@ impl Latencies {
         f64::from(self.0[rank.min(self.0.len() - 1)])
     }
 
+    /// All of `parts`' latencies as one sample.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Latencies>) -> Latencies {
+        Latencies::from_micros(
+            parts
+                .into_iter()
+                .flat_map(|l| l.0.iter().copied())
+                .collect(),
+        )
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
