@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 type Key = (String, String);
 
-/// Entries per table: 100,000 identities of the scale bench's shape take about N MiB. A full
+/// Entries per table: 100,000 identities of the scale bench's shape take about 50 MiB. A full
 /// table drops an arbitrary entry for each new one; a dropped identity costs its next
 /// exchange one database read.
 pub(super) const MAX_ENTRIES: usize = 200_000;
