@@ -47,6 +47,17 @@ impl DecisionLog {
 async fn write(store: Store, mut records: mpsc::Receiver<(DecisionRecord, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while records.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Exchanges that are about to append get one turn to do so: a bigger batch is one
+        // commit and one hand-off to the database's thread for more records.
+        if batch.len() < MAX_BATCH {
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match records.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+        }
         let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         let result = store
             .append_decisions(&rows)
