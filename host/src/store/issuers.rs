@@ -70,7 +70,7 @@ impl Store {
         rows.iter().map(issuer_from_row).collect()
     }
 
-    /// Every issuer of every tenant (to warm caches at start).
+    /// Every issuer of every tenant, by tenant and name.
     pub async fn all_issuers(&self) -> Result<Vec<IssuerRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM issuers ORDER BY tenant, name"
