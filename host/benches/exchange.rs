@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::loadgen::{self, Plan};
 use support::processes::{Issuer, Server, TempDir};
-use support::stats::{ms, print_table, verdict};
+use support::stats::{ms, print_table, print_targets, target};
 use support::{admin, knob};
 use tollgate::issue::{Algorithm, SigningKey};
 
@@ -117,23 +117,15 @@ fn main() {
     println!();
     let ratio = peak.per_second() / ceiling;
     let p99 = steady.latencies.percentile(99.0);
-    print_table(
-        &["target", "measured", "target", "verdict"],
-        &[
-            vec![
-                "peak / crypto ceiling".into(),
-                format!("{ratio:.2}x"),
-                ">= 0.60x".into(),
-                verdict(ratio, 0.60, true).into(),
-            ],
-            vec![
-                "p99 at 80% of peak".into(),
-                ms(p99),
-                "< 2 ms".into(),
-                verdict(p99, 2000.0, false).into(),
-            ],
-        ],
-    );
+    print_targets(&[
+        target(
+            "peak / crypto ceiling",
+            format!("{ratio:.2}x"),
+            ">= 0.60x",
+            ratio >= 0.60,
+        ),
+        target("p99 at 80% of peak", ms(p99), "< 2 ms", p99 < 2000.0),
+    ]);
     println!(
         "\n  server memory: {:.0} MiB resident, {:.0} MiB peak",
         rss as f64 / 1048576.0,

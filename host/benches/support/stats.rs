@@ -41,14 +41,15 @@ pub fn ms(micros: f64) -> String {
     format!("{:.3} ms", micros / 1000.0)
 }
 
-/// A ratio against a target: `0.71x (target >= 0.60x) met`.
-pub fn verdict(value: f64, target: f64, higher_is_better: bool) -> &'static str {
-    let met = if higher_is_better {
-        value >= target
-    } else {
-        value <= target
-    };
-    if met { "met" } else { "MISSED" }
+/// A row of the targets table: what was measured, the target as text, and whether it was met.
+pub fn target(name: &str, measured: String, goal: &str, met: bool) -> Vec<String> {
+    let verdict = if met { "met" } else { "MISSED" };
+    vec![name.into(), measured, goal.into(), verdict.into()]
+}
+
+/// The table of [`target`] rows.
+pub fn print_targets(rows: &[Vec<String>]) {
+    print_table(&["target", "measured", "target", "verdict"], rows);
 }
 
 /// A plain left-aligned table.
