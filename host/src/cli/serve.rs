@@ -148,6 +148,7 @@ async fn load_policies(store: &Store, registry: &Arc<PolicyRegistry>) -> anyhow:
     Ok(())
 }
 
+/// Makes sure an operator key exists: the configured one, or a new one printed once.
 async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
     match configured {
         Some(secret) => {

@@ -1,17 +1,16 @@
-//! Identities and issuers as last read or written, so that an exchange does not ask the
-//! database for them every time (two round trips through sqlx's SQLite worker were a large
-//! share of an exchange's cost, and a cold identity is most of the latency a server with
-//! 100,000 of them adds: BENCHMARKS.md).
+//! Identities and issuers, so that an exchange does not ask the database for them every time
+//! (two round trips through sqlx's SQLite worker were a large share of an exchange's cost, and
+//! a cold identity is most of the latency a server with 100,000 of them adds: BENCHMARKS.md).
 //!
-//! Only what exchanges read is kept, and at most [`MAX_ENTRIES`] per table. A write through
-//! this [`Store`](super::Store) keeps what it committed (an identity's config is text, so an
-//! entry is a few hundred bytes), unless another write to the table raced it, in which case
-//! the entry is dropped and the next read fetches the winner: a server sees its own changes
-//! at once. Another replica's changes (PostgreSQL) are seen when an entry expires: `ttl`
-//! bounds how long a deleted identity can still be exchanged there. With SQLite the server is
-//! the only writer, entries do not expire, and a starting server fills the cache from the
-//! database ([`Store::warm_cache`](super::Store::warm_cache)). Only records that exist are
-//! kept: names that match nothing cannot grow the cache.
+//! At most [`MAX_ENTRIES`] per table. Reads keep what they found. An identity write through
+//! this [`Store`](super::Store) keeps what it committed (its config is text, so an entry is a
+//! few hundred bytes), unless another write raced it, in which case the entry is dropped and
+//! the next read fetches the winner; issuer writes and deletes drop the entry. Either way a
+//! server sees its own changes at once. Another replica's changes (PostgreSQL) are seen when an
+//! entry expires: `ttl` bounds how long a deleted identity can still be exchanged there. With
+//! SQLite the server is the only writer, entries do not expire, and a starting server fills
+//! the cache from the database ([`Store::warm_cache`](super::Store::warm_cache)). Only records
+//! that exist are kept: names that match nothing cannot grow the cache.
 
 use super::{IdentityRecord, IssuerRecord};
 use std::collections::HashMap;
@@ -150,18 +149,23 @@ impl ReadCache {
     /// Keeps an identity read from the database, unless a write happened since `seen`;
     /// whether it was kept.
     pub(super) fn fill_identity(&self, identity: &IdentityRecord, seen: Seen) -> bool {
-        let name = key(&identity.tenant, &identity.id);
-        self.uids
-            .fill(identity.uid.clone(), name.clone(), self.uids.seen());
+        let name = self.remember_uid(identity);
         self.identities.fill(name, identity.clone(), seen)
     }
 
     /// After identity `identity` was stored (`seen` taken before the write).
     pub(super) fn identity_stored(&self, identity: &IdentityRecord, seen: Seen) {
+        let name = self.remember_uid(identity);
+        self.identities.stored(name, identity.clone(), seen);
+    }
+
+    /// Maps the identity's uid to its name (checked against the identity on every lookup, so
+    /// no race guard is needed); returns the name.
+    fn remember_uid(&self, identity: &IdentityRecord) -> Key {
         let name = key(&identity.tenant, &identity.id);
         self.uids
             .fill(identity.uid.clone(), name.clone(), self.uids.seen());
-        self.identities.stored(name, identity.clone(), seen);
+        name
     }
 
     /// After identity `(tenant, id)` was deleted.

@@ -137,9 +137,7 @@ impl Store {
         self.cache.identity_deleted(tenant, id);
         Ok(deleted.rows_affected() > 0)
     }
-}
 
-impl Store {
     /// Reads up to the cache's capacity of identities into it; how many were kept.
     pub(super) async fn warm_identities(&self) -> Result<usize, StoreError> {
         let seen = self.cache.identities_seen();

@@ -113,11 +113,6 @@ impl PolicyConfig {
         Self::from(&serde_json::json!({}))
     }
 
-    /// Checks that `text` is one JSON value and keeps it as it is.
-    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text).map(Self)
-    }
-
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
