@@ -111,6 +111,25 @@ pub fn parse_identity_name(name: &str) -> Option<(&str, &str)> {
     (valid(tenant) && valid(id)).then_some((tenant, id))
 }
 
+/// The exchange's answer once its audit record was committed, or was not: a token is only
+/// handed out with its record (the identity cache can answer while the database cannot be
+/// written), so an allowed exchange whose record failed is refused; a refusal stays one.
+fn answer(
+    result: Result<Issued, ExchangeError>,
+    recorded: Result<(), StoreError>,
+) -> Result<Issued, ExchangeError> {
+    let Err(error) = recorded else {
+        return result;
+    };
+    tracing::error!(%error, "could not record a decision");
+    match result {
+        Ok(_) => Err(ExchangeError::Internal(format!(
+            "the decision record was not committed: {error}"
+        ))),
+        refused => refused,
+    }
+}
+
 /// The resource name of an identity.
 pub fn identity_name(identity: &IdentityRecord) -> String {
     format!("tenants/{}/identities/{}", identity.tenant, identity.id)
@@ -211,10 +230,7 @@ impl ExchangeService {
                 tracing::info!(tenant = %identity.tenant, identity = %identity.id, %error, "exchange denied");
             }
         }
-        if let Err(error) = self.decisions.append(record).await {
-            tracing::error!(%error, "could not record a decision");
-        }
-        result
+        answer(result, self.decisions.append(record).await)
     }
 
     async fn run(
@@ -457,6 +473,32 @@ mod tests {
             assert!(token.get(reserved).is_none(), "policy set `{reserved}`");
         }
         assert_eq!(token["team"], "forged");
+    }
+
+    /// The database fails while the exchange is allowed: no token without its audit record.
+    #[tokio::test]
+    async fn no_token_is_issued_without_its_audit_record() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.close().await;
+        let recorded = DecisionLog::start(store)
+            .append(DecisionRecord::default())
+            .await;
+        assert!(recorded.is_err(), "a closed store took a record");
+        let issued = Issued {
+            access_token: "token".into(),
+            expires_in: 900,
+            scopes: vec![],
+            audience: "aud".into(),
+            max_ttl: 3600,
+        };
+        let refused = answer(Ok(issued.clone()), recorded);
+        assert!(matches!(refused, Err(ExchangeError::Internal(_))));
+        let denied = Err(ExchangeError::InvalidTarget);
+        assert!(matches!(
+            answer(denied, Err(StoreError::Invalid("down".into()))),
+            Err(ExchangeError::InvalidTarget)
+        ));
+        assert!(answer(Ok(issued), Ok(())).is_ok());
     }
 
     #[test]
