@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{DecisionRecord, Store, StoreError, from_json, to_json};
+use super::{Backend, DecisionRecord, Store, StoreError, from_json, to_json};
 
 const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, issuer, \
                        policy_digest, fuel_used, scopes, client_address, jti";
@@ -50,9 +50,16 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        // SQLite finds a numbered parameter's name by a linear scan, and sqlx asks for it once
+        // per parameter: quadratic in a full batch's 896 parameters (2% of the server's
+        // samples at peak). Anonymous `?`s, bound in order, have no name; PostgreSQL needs `$N`.
+        let placeholder = |n: usize| match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
+        };
         let rows: Vec<String> = (0..records.len())
             .map(|r| {
-                let params: Vec<String> = (1..=14).map(|c| format!("${}", r * 14 + c)).collect();
+                let params: Vec<String> = (1..=14).map(|c| placeholder(r * 14 + c)).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
