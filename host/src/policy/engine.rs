@@ -314,6 +314,10 @@ fn engine_config(limits: &Limits) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(limits.stack_bytes)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For profiling only: `perf` then names guests' functions (BENCHMARKS.md).
+    if std::env::var_os("TOLLGATE_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 
