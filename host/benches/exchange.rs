@@ -6,8 +6,15 @@
 //!
 //! 1. the crypto ceiling: on as many threads as the machine has cores, verify a subject token
 //!    (RS256) and sign an issued token (ES256, the server's default), nothing else;
-//! 2. peak: the load generator (this binary again, as a separate process) in closed loop;
-//! 3. 80% of peak: the load generator in open loop at 0.8 x the peak rate.
+//! 2. the HTTP floor: the load generator (this binary again, as a separate process) in closed
+//!    loop on `GET /healthz`, the cheapest answer the server gives;
+//! 3. peak: the load generator in closed loop on exchanges;
+//! 4. 80% of peak: the load generator in open loop at 0.8 x the peak rate.
+//!
+//! Each phase also reports the CPU it cost per request (server and generator, from
+//! `/proc/PID/stat`). An exchange does at least the HTTP floor's work and the ceiling's work,
+//! so their CPU per request added up bounds the exchange rate the machine can reach at all;
+//! the bench prints that bound next to the target.
 //!
 //! Knobs: `EXCHANGE_SECONDS` (measured seconds per phase, default 8), `EXCHANGE_CONNECTIONS`
 //! (closed-loop connections, default 32).
@@ -18,8 +25,8 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::loadgen::{self, Plan};
-use support::processes::{Issuer, Server, TempDir};
+use support::loadgen::{self, Endpoint, Outcome, Plan};
+use support::processes::{Issuer, Server, TempDir, cpu_seconds};
 use support::stats::{ms, print_table, print_targets, target};
 use support::{admin, knob};
 use tollgate::issue::{Algorithm, SigningKey};
@@ -60,63 +67,94 @@ fn main() {
     println!("  crypto ceiling on {cores} threads ...");
     let ceiling = crypto_ceiling(&issuer, &tenant.audience, &tokens, cores, seconds);
 
+    let closed_loop = |endpoint| Plan {
+        addr: server.addr.clone(),
+        endpoint,
+        bodies: bodies.clone(),
+        connections,
+        warmup: Duration::from_secs(2),
+        duration: seconds,
+        rate: None,
+    };
+    println!("  HTTP floor: closed loop on GET /healthz, {connections} connections ...");
+    let floor = measured(&server, &closed_loop(Endpoint::Health), scratch.path());
     println!("  peak: closed loop, {connections} connections ...");
-    let peak = loadgen::run(
-        &Plan {
-            addr: server.addr.clone(),
-            bodies: bodies.clone(),
-            connections,
-            warmup: Duration::from_secs(2),
-            duration: seconds,
-            rate: None,
-        },
-        scratch.path(),
-    );
-    let rate = 0.8 * peak.per_second();
+    let peak = measured(&server, &closed_loop(Endpoint::Exchange), scratch.path());
+    let rate = 0.8 * peak.outcome.per_second();
     println!("  80% of peak: open loop at {rate:.0}/s ...");
-    let steady = loadgen::run(
+    let steady = measured(
+        &server,
         &Plan {
-            addr: server.addr.clone(),
-            bodies,
             connections: 128,
-            warmup: Duration::from_secs(2),
-            duration: seconds,
             rate: Some(rate),
+            ..closed_loop(Endpoint::Exchange)
         },
         scratch.path(),
     );
     let (rss, peak_rss) = server.memory();
 
     println!();
-    let row = |name: &str, per_second: f64, outcome: Option<&loadgen::Outcome>| {
+    let row = |name: &str, per_second: f64, cpu: f64, outcome: Option<&Outcome>| {
         let p = |q: f64| outcome.map_or("-".to_owned(), |o| ms(o.latencies.percentile(q)));
         vec![
             name.to_owned(),
             format!("{per_second:.0}"),
+            format!("{cpu:.0} µs"),
             p(50.0),
             p(99.0),
             p(99.9),
         ]
     };
+    let phase = |name: &str, m: &Measured| {
+        row(
+            name,
+            m.outcome.per_second(),
+            m.cpu_per_request(),
+            Some(&m.outcome),
+        )
+    };
     print_table(
-        &["phase", "per second", "p50", "p99", "p99.9"],
+        &["phase", "per second", "CPU/request", "p50", "p99", "p99.9"],
         &[
-            row("crypto ceiling (verify RS256 + sign ES256)", ceiling, None),
             row(
-                "exchanges, peak (closed loop)",
-                peak.per_second(),
-                Some(&peak),
+                "crypto ceiling (verify RS256 + sign ES256)",
+                ceiling.per_second,
+                ceiling.cpu_per_op,
+                None,
             ),
-            row(
-                "exchanges at 80% of peak (open loop)",
-                steady.per_second(),
-                Some(&steady),
-            ),
+            phase("HTTP floor: GET /healthz (closed loop)", &floor),
+            phase("exchanges, peak (closed loop)", &peak),
+            phase("exchanges at 80% of peak (open loop)", &steady),
         ],
     );
+    println!(
+        "  (CPU/request: the server's and the load generator's CPU time over the run, per answer)"
+    );
+    let per_exchange = peak.cpu_per_request();
+    println!(
+        "\n  CPU per exchange at peak: {per_exchange:.0} µs = server {:.0} µs + load generator {:.0} µs",
+        peak.server_cpu_per_request(),
+        per_exchange - peak.server_cpu_per_request()
+    );
+    let least = floor.cpu_per_request() + ceiling.cpu_per_op;
+    let bound = cores as f64 / (least / 1e6);
+    println!(
+        "  an exchange costs at least the HTTP floor + the crypto: {:.0} + {:.0} = {least:.0} µs of CPU,\n  \
+         so {cores} cores answer at most {bound:.0} exchanges/s = {:.2}x of the ceiling, whatever else is cut",
+        floor.cpu_per_request(),
+        ceiling.cpu_per_op,
+        bound / ceiling.per_second
+    );
+    let allowed = cores as f64 * 1e6 / (0.60 * ceiling.per_second);
+    println!(
+        "  at the target (0.60x) an exchange may cost {allowed:.0} µs of CPU: {:.0} µs beyond the HTTP\n  \
+         floor and the crypto, for the policy decision, the audit record and the rest; it now takes {:.0} µs",
+        allowed - least,
+        per_exchange - least
+    );
     println!();
-    let ratio = peak.per_second() / ceiling;
-    let p99 = steady.latencies.percentile(99.0);
+    let ratio = peak.outcome.per_second() / ceiling.per_second;
+    let p99 = steady.outcome.latencies.percentile(99.0);
     print_targets(&[
         target(
             "peak / crypto ceiling",
@@ -140,6 +178,38 @@ async fn check_allowed(http: &reqwest::Client, server: &str, bodies: &[String]) 
     }
 }
 
+/// A load generator's run and the server's CPU time over it.
+struct Measured {
+    outcome: Outcome,
+    server_cpu: f64,
+}
+
+impl Measured {
+    /// Server and generator CPU per answer, in microseconds.
+    fn cpu_per_request(&self) -> f64 {
+        (self.server_cpu + self.outcome.cpu_seconds) * 1e6 / self.outcome.answers as f64
+    }
+
+    fn server_cpu_per_request(&self) -> f64 {
+        self.server_cpu * 1e6 / self.outcome.answers as f64
+    }
+}
+
+fn measured(server: &Server, plan: &Plan, scratch: &std::path::Path) -> Measured {
+    let before = server.cpu_seconds();
+    let outcome = loadgen::run(plan, scratch);
+    Measured {
+        outcome,
+        server_cpu: server.cpu_seconds() - before,
+    }
+}
+
+/// The crypto ceiling's rate and the CPU each verification + signature took.
+struct Ceiling {
+    per_second: f64,
+    cpu_per_op: f64,
+}
+
 /// Verifications + signatures per second on `threads` threads, with nothing else running.
 fn crypto_ceiling(
     issuer: &Issuer,
@@ -147,7 +217,7 @@ fn crypto_ceiling(
     tokens: &[String],
     threads: usize,
     time: Duration,
-) -> f64 {
+) -> Ceiling {
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(issuer.keys.current().public_jwk()).expect("issuer jwk");
     let decoding = DecodingKey::from_jwk(&jwk).expect("decoding key");
@@ -159,6 +229,7 @@ fn crypto_ceiling(
     let issued = issued_claims();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
+    let cpu_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -183,7 +254,12 @@ fn crypto_ceiling(
         std::thread::sleep(time);
         stop.store(true, Ordering::Relaxed);
     });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let elapsed = started.elapsed().as_secs_f64();
+    let done = done.load(Ordering::Relaxed) as f64;
+    Ceiling {
+        per_second: done / elapsed,
+        cpu_per_op: (cpu_seconds(std::process::id()) - cpu_before) * 1e6 / done,
+    }
 }
 
 /// Claims shaped like an issued access token.

@@ -28,7 +28,7 @@ mod support;
 use std::time::{Duration, Instant};
 use support::admin::{self, Tenant};
 use support::knob;
-use support::loadgen::{self, Outcome, Plan};
+use support::loadgen::{self, Endpoint, Outcome, Plan};
 use support::processes::{Issuer, Server, TempDir};
 use support::stats::{ms, print_table, print_targets, target};
 use tollgate::policy::registry::BUILTIN_RULES_WASM;
@@ -290,6 +290,7 @@ fn measure(
     loadgen::run(
         &Plan {
             addr: server.addr.clone(),
+            endpoint: Endpoint::Exchange,
             bodies: bodies.to_vec(),
             connections: 64,
             warmup: Duration::from_secs(1),

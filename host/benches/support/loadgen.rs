@@ -24,12 +24,23 @@ use super::stats::Latencies;
 
 const PLAN_ENV: &str = "TOLLGATE_BENCH_LOADGEN_PLAN";
 
+/// Which request the generator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// `POST /oauth2/token` with the plan's form bodies, round-robin.
+    Exchange,
+    /// `GET /healthz`: the cheapest answer the server gives, through the same HTTP stack and
+    /// generator (the HTTP floor).
+    Health,
+}
+
 /// What to send, where, and for how long.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    /// Form bodies for `POST /oauth2/token`, sent round-robin.
+    pub endpoint: Endpoint,
+    /// Form bodies for [`Endpoint::Exchange`].
     pub bodies: Vec<String>,
     pub connections: usize,
     /// Requests due to finish before this are not measured.
@@ -50,6 +61,10 @@ pub struct Outcome {
     pub seconds: f64,
     /// Latency of each measured answer, in microseconds.
     pub latencies: Latencies,
+    /// Answers with status 200 over the whole run, warm-up included.
+    pub answers: u64,
+    /// CPU time the generator itself used over the whole run.
+    pub cpu_seconds: f64,
 }
 
 impl Outcome {
@@ -65,6 +80,8 @@ impl Outcome {
             first_error: parts.iter().find_map(|o| o.first_error.clone()),
             seconds: parts.iter().map(|o| o.seconds).sum(),
             latencies: Latencies::merged(parts.iter().map(|o| &o.latencies)),
+            answers: parts.iter().map(|o| o.answers).sum(),
+            cpu_seconds: parts.iter().map(|o| o.cpu_seconds).sum(),
         }
     }
 }
@@ -104,13 +121,13 @@ pub fn run(plan: &Plan, scratch: &Path) -> Outcome {
     let outcome: Outcome = serde_json::from_slice(&out).expect("parse the outcome");
     assert!(
         outcome.errors == 0,
-        "{} exchanges failed under load; first: {}",
+        "{} requests failed under load; first: {}",
         outcome.errors,
         outcome.first_error.as_deref().unwrap_or("?")
     );
     assert!(
         outcome.ok > 0,
-        "no exchange completed in the measured window"
+        "no request completed in the measured window"
     );
     outcome
 }
@@ -122,6 +139,8 @@ struct Shared {
     measure_from: Instant,
     end: Instant,
     rate: Option<f64>,
+    endpoint: Endpoint,
+    answers: Cell<u64>,
     ok: Cell<u64>,
     errors: Cell<u64>,
     first_error: RefCell<Option<String>>,
@@ -138,6 +157,8 @@ async fn drive(plan: Plan) -> Outcome {
         measure_from: start + plan.warmup,
         end: start + plan.warmup + plan.duration,
         rate: plan.rate,
+        endpoint: plan.endpoint,
+        answers: Cell::new(0),
         ok: Cell::new(0),
         errors: Cell::new(0),
         first_error: RefCell::new(None),
@@ -159,6 +180,8 @@ async fn drive(plan: Plan) -> Outcome {
         first_error: shared.first_error.take(),
         seconds: plan.duration.as_secs_f64(),
         latencies,
+        answers: shared.answers.get(),
+        cpu_seconds: super::processes::cpu_seconds(std::process::id()),
     }
 }
 
@@ -192,10 +215,16 @@ async fn connection(addr: String, shared: Rc<Shared>) -> Result<(), String> {
             tokio::time::sleep_until(due.into()).await;
         }
         let start = if free_at > due { due } else { Instant::now() };
-        let body = shared.bodies[(i % shared.bodies.len() as u64) as usize].clone();
-        let request = Request::post("/oauth2/token")
+        let (builder, body) = match shared.endpoint {
+            Endpoint::Exchange => (
+                Request::post("/oauth2/token")
+                    .header("content-type", "application/x-www-form-urlencoded"),
+                shared.bodies[(i % shared.bodies.len() as u64) as usize].clone(),
+            ),
+            Endpoint::Health => (Request::get("/healthz"), Bytes::new()),
+        };
+        let request = builder
             .header("host", &addr)
-            .header("content-type", "application/x-www-form-urlencoded")
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
         sender
@@ -214,6 +243,9 @@ async fn connection(addr: String, shared: Rc<Shared>) -> Result<(), String> {
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
         let done = Instant::now();
+        if status == 200 {
+            shared.answers.set(shared.answers.get() + 1);
+        }
         if done < shared.measure_from || done >= shared.end {
             continue;
         }

@@ -181,6 +181,11 @@ impl Server {
         self.child.id()
     }
 
+    /// CPU time the server has used since it started.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid())
+    }
+
     /// Resident memory now and at its peak, in bytes (`VmRSS`, `VmHWM`).
     pub fn memory(&self) -> (u64, u64) {
         let status =
@@ -274,4 +279,22 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// CPU time (user + system, all threads, exited ones included) process `pid` has used, from
+/// `/proc/PID/stat`, which counts in USER_HZ (100 per second on Linux).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces: the state
+    // is field 3, utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(14), ticks(15)) {
+        (Some(user), Some(system)) => (user + system) as f64 / 100.0,
+        _ => panic!("cannot read the CPU time of process {pid}"),
+    }
 }
