@@ -194,6 +194,11 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
                     .execute(&mut *connection)
                     .await?;
                 sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                    .execute(&mut *connection)
+                    .await?;
+                // When the log starts over, its file is cut back to this size, so one burst
+                // of writes does not keep gigabytes on disk.
+                sqlx::query(&format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"))
                     .execute(connection)
                     .await
                     .map(drop)
@@ -229,8 +234,16 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
     })
 }
 
-/// Copies the WAL back into the database file every second, without waiting for readers or
-/// writers (`PASSIVE`), until the pool is closed.
+/// What the WAL file is cut back to when the log starts over (`journal_size_limit`).
+const WAL_KEEP_BYTES: i64 = 64 << 20;
+
+/// Log frames (pages) past which the background checkpoint waits for readers and writers and
+/// empties the log (`TRUNCATE`) instead of copying what it can (`PASSIVE`): under a steady
+/// stream of reads and writes a passive checkpoint never gets the log to start over, and it
+/// grew to 2 GB while the scale bench created 100,000 identities (BENCHMARKS.md).
+const WAL_TRUNCATE_FRAMES: i64 = 16_384;
+
+/// Copies the WAL back into the database file every second, until the pool is closed.
 async fn checkpoints(pool: AnyPool) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -239,13 +252,30 @@ async fn checkpoints(pool: AnyPool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_all(&pool)
-            .await
-        {
+        if let Err(error) = checkpoint(&pool, WAL_TRUNCATE_FRAMES).await {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
+}
+
+/// One checkpoint: `PASSIVE` (it waits for nobody), then `TRUNCATE` when the log still holds
+/// more than `truncate_frames` frames. A `TRUNCATE` holds new writers back while it finishes
+/// and gives up after the busy timeout if readers stay; the next tick tries again. Returns
+/// whether the log was emptied.
+async fn checkpoint(pool: &AnyPool, truncate_frames: i64) -> Result<bool, sqlx::Error> {
+    // One row: busy (0 or 1), frames in the log, frames copied to the database.
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    let frames: i64 = row.try_get(1)?;
+    if frames <= truncate_frames {
+        return Ok(false);
+    }
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    let busy: i64 = row.try_get(0)?;
+    Ok(busy == 0)
 }
 
 /// The current time in Unix seconds.

@@ -3,7 +3,8 @@
 use super::{TempDir, identity, sqlite_store, tenant_with_issuer};
 use crate::policy::module::digest;
 use crate::store::{
-    Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, generate_api_key, hash_api_key,
+    Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, checkpoint, generate_api_key,
+    hash_api_key,
 };
 
 on_each_backend!(restart_keeps_everything, concurrent_writers_do_not_fail);
@@ -90,7 +91,11 @@ async fn restart_keeps_everything(url: &str) {
 async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
     let dir = TempDir::new();
     let store = Store::open(&dir.url()).await.unwrap();
-    for (pragma, expected) in [("synchronous", 1), ("wal_autocheckpoint", 0)] {
+    for (pragma, expected) in [
+        ("synchronous", 1),
+        ("wal_autocheckpoint", 0),
+        ("journal_size_limit", 64 << 20),
+    ] {
         let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
             .fetch_one(&store.pool)
             .await
@@ -116,6 +121,36 @@ async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
         assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    store.close().await;
+}
+
+/// A log past the limit is emptied, file and all; one under it is only copied.
+#[tokio::test]
+async fn a_long_wal_is_truncated_by_the_next_checkpoint() {
+    let dir = TempDir::new();
+    let store = Store::open(&dir.url()).await.unwrap();
+    let wal = dir.0.join("tollgate.db-wal");
+    let records: Vec<_> = (0..64)
+        .map(|n| DecisionRecord {
+            tenant: "a".into(),
+            reason: Some("x".repeat(2000)),
+            fuel_used: n,
+            ..DecisionRecord::default()
+        })
+        .collect();
+    store.append_decisions(&records).await.unwrap();
+    let grown = std::fs::metadata(&wal).unwrap().len();
+    assert!(grown > 100 << 10, "the log holds the batch: {grown} bytes");
+    // Under the limit: copied, but the log (and its file) stays.
+    assert!(!checkpoint(&store.pool, i64::MAX).await.unwrap());
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
+    // Over it: the log starts over and its file is emptied.
+    assert!(checkpoint(&store.pool, 8).await.unwrap());
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    // Nothing was lost, and the store goes on writing.
+    store.append_decisions(&records).await.unwrap();
+    let all = store.list_decisions("a", 1000, None).await.unwrap();
+    assert_eq!(all.len(), 128);
     store.close().await;
 }
 
