@@ -183,9 +183,19 @@ fn main() {
             bodies.len()
         );
         let (mut single_rounds, mut scaled_rounds) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            single_rounds.push(measure(&reference, &single, rate, seconds, scratch.path()));
-            scaled_rounds.push(measure(server, &bodies, rate, seconds, scratch.path()));
+        for round in 1..=rounds {
+            let one = measure(&reference, &single, rate, seconds, scratch.path());
+            let many = measure(server, &bodies, rate, seconds, scratch.path());
+            let p = |o: &Outcome, q: f64| ms(o.latencies.percentile(q));
+            println!(
+                "    round {round}: one identity p50 {} p99 {}, {identities} identities p50 {} p99 {}",
+                p(&one, 50.0),
+                p(&one, 99.0),
+                p(&many, 50.0),
+                p(&many, 99.0)
+            );
+            single_rounds.push(one);
+            scaled_rounds.push(many);
         }
         (
             Outcome::merged(&single_rounds),
