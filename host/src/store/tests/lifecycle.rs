@@ -104,14 +104,7 @@ async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
     }
     let file = dir.0.join("tollgate.db");
     let before = std::fs::metadata(&file).unwrap().len();
-    let records: Vec<_> = (0..64)
-        .map(|n| DecisionRecord {
-            tenant: "a".into(),
-            reason: Some("x".repeat(2000)),
-            fuel_used: n,
-            ..DecisionRecord::default()
-        })
-        .collect();
+    let records = large_batch();
     for _ in 0..8 {
         store.append_decisions(&records).await.unwrap();
     }
@@ -130,14 +123,7 @@ async fn a_long_wal_is_truncated_by_the_next_checkpoint() {
     let dir = TempDir::new();
     let store = Store::open(&dir.url()).await.unwrap();
     let wal = dir.0.join("tollgate.db-wal");
-    let records: Vec<_> = (0..64)
-        .map(|n| DecisionRecord {
-            tenant: "a".into(),
-            reason: Some("x".repeat(2000)),
-            fuel_used: n,
-            ..DecisionRecord::default()
-        })
-        .collect();
+    let records = large_batch();
     store.append_decisions(&records).await.unwrap();
     let grown = std::fs::metadata(&wal).unwrap().len();
     assert!(grown > 100 << 10, "the log holds the batch: {grown} bytes");
@@ -288,4 +274,16 @@ async fn api_key_secrets_never_reach_the_disk() {
         !contains(&secret.as_bytes()[3..]),
         "not even without its prefix"
     );
+}
+
+/// 64 decisions of tenant `a` of about 2 KB each: a full batch, about 130 KB of log.
+fn large_batch() -> Vec<DecisionRecord> {
+    (0..64)
+        .map(|n| DecisionRecord {
+            tenant: "a".into(),
+            reason: Some("x".repeat(2000)),
+            fuel_used: n,
+            ..DecisionRecord::default()
+        })
+        .collect()
 }
