@@ -5,6 +5,7 @@
 //! the same `kid` wherever it is reloaded.
 
 mod jwk;
+mod jws;
 mod keyring;
 mod keys;
 mod signer;

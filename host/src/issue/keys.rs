@@ -1,18 +1,18 @@
-//! Signing keys: generation (aws-lc-rs), reload from PKCS#8, and JWS signing (jsonwebtoken).
+//! Signing keys: generation (aws-lc-rs), reload from PKCS#8, and JWS signing (`jws`).
 
 use super::jwk::{self, jwk_thumbprint};
+use super::jws::{self, KeyPair};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
 };
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::Header;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use std::sync::Arc;
 
 /// A JWS algorithm Tollgate signs with.
 #[derive(
@@ -90,7 +90,7 @@ pub enum KeyError {
     InvalidJwk(String),
     /// Signing failed.
     #[error("cannot sign the token: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    Sign(String),
 }
 
 /// One of Tollgate's signing keys: private PKCS#8 material, its public JWK and its `kid`.
@@ -101,7 +101,8 @@ pub struct SigningKey {
     created_at: i64,
     pkcs8: Vec<u8>,
     public_jwk: Value,
-    encoding: EncodingKey,
+    /// Parsed once: signing must not parse the key again.
+    pair: Arc<KeyPair>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -138,9 +139,9 @@ impl SigningKey {
                 .as_ref()
                 .to_vec(),
         };
-        let (public, encoding) = parse(alg, &pkcs8)?;
+        let (public, pair) = parse(alg, &pkcs8)?;
         let kid = jwk_thumbprint(&public)?;
-        Ok(SigningKey::assemble(kid, alg, now, pkcs8, public, encoding))
+        Ok(SigningKey::assemble(kid, alg, now, pkcs8, public, pair))
     }
 
     /// Reloads a stored key. Fails when the material is not a key for `alg`, or when `kid`
@@ -152,7 +153,7 @@ impl SigningKey {
         pkcs8_der: &[u8],
         created_at: i64,
     ) -> Result<SigningKey, KeyError> {
-        let (public, encoding) = parse(alg, pkcs8_der)?;
+        let (public, pair) = parse(alg, pkcs8_der)?;
         let actual = jwk_thumbprint(&public)?;
         if actual != kid {
             return Err(KeyError::KidMismatch {
@@ -166,7 +167,7 @@ impl SigningKey {
             created_at,
             pkcs8_der.to_vec(),
             public,
-            encoding,
+            pair,
         ))
     }
 
@@ -176,7 +177,7 @@ impl SigningKey {
         created_at: i64,
         pkcs8: Vec<u8>,
         mut public_jwk: Value,
-        encoding: EncodingKey,
+        pair: KeyPair,
     ) -> SigningKey {
         if let Some(members) = public_jwk.as_object_mut() {
             members.insert("kid".into(), kid.clone().into());
@@ -189,7 +190,7 @@ impl SigningKey {
             created_at,
             pkcs8,
             public_jwk,
-            encoding,
+            pair: Arc::new(pair),
         }
     }
 
@@ -229,18 +230,18 @@ impl SigningKey {
         let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.typ = typ.map(str::to_owned);
         header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+        jws::compact(&header, claims, &self.pair).map_err(|e| KeyError::Sign(e.to_string()))
     }
 }
 
-/// Parses PKCS#8 for `alg` into the public JWK members and jsonwebtoken's signing key.
-fn parse(alg: Algorithm, pkcs8: &[u8]) -> Result<(Value, EncodingKey), KeyError> {
+/// Parses PKCS#8 for `alg` into the public JWK members and the key pair that signs.
+fn parse(alg: Algorithm, pkcs8: &[u8]) -> Result<(Value, KeyPair), KeyError> {
     let invalid = |reason: String| KeyError::InvalidKey { alg, reason };
     match alg {
         Algorithm::Es256 => {
             let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                 .map_err(|e| invalid(e.to_string()))?;
-            Ok((jwk::ec_public(&pair)?, EncodingKey::from_ec_der(pkcs8)))
+            Ok((jwk::ec_public(&pair)?, KeyPair::Es256(pair)))
         }
         Algorithm::Rs256 => {
             let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| invalid(e.to_string()))?;
@@ -250,25 +251,11 @@ fn parse(alg: Algorithm, pkcs8: &[u8]) -> Result<(Value, EncodingKey), KeyError>
                     pair.public_modulus_len() * 8
                 )));
             }
-            // jsonwebtoken signs RSA from PKCS#1 DER; its PEM reader unwraps PKCS#8 to that.
-            let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8).as_bytes())
-                .map_err(|e| invalid(e.to_string()))?;
-            Ok((jwk::rsa_public(&pair), encoding))
+            Ok((jwk::rsa_public(&pair), KeyPair::Rs256(pair)))
         }
         Algorithm::EdDsa => {
             let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| invalid(e.to_string()))?;
-            Ok((jwk::ed25519_public(&pair), EncodingKey::from_ed_der(pkcs8)))
+            Ok((jwk::ed25519_public(&pair), KeyPair::EdDsa(pair)))
         }
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }

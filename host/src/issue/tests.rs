@@ -50,6 +50,46 @@ fn each_algorithm_signs_tokens_that_verify_with_the_published_jwk() {
     }
 }
 
+/// Signing keeps its key parsed (`jws.rs`); the tokens must stay what `jsonwebtoken::encode`
+/// writes: byte for byte where the signature is deterministic (RS256, EdDSA), and the same
+/// header and payload where it is not (ES256 is randomized).
+#[test]
+fn tokens_are_what_jsonwebtoken_encode_writes() {
+    use base64::Engine;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let pem = |der: &[u8]| {
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    };
+    for alg in ALL {
+        let key = key(alg);
+        let der = key.pkcs8_der();
+        let encoding = match alg {
+            Algorithm::Es256 => EncodingKey::from_ec_der(der),
+            Algorithm::Rs256 => EncodingKey::from_rsa_pem(pem(der).as_bytes()).unwrap(),
+            Algorithm::EdDsa => EncodingKey::from_ed_der(der),
+        };
+        let mut header = Header::new(alg.to_jsonwebtoken());
+        header.kid = Some(key.kid().to_owned());
+        let expected = encode(&header, &claims(), &encoding).unwrap();
+        let token = key.sign(&claims()).unwrap();
+        if alg == Algorithm::Es256 {
+            let signed = |t: &str| t.rsplit_once('.').unwrap().0.to_owned();
+            assert_eq!(signed(&token), signed(&expected), "{alg}");
+        } else {
+            assert_eq!(token, expected, "{alg}");
+        }
+    }
+}
+
 #[test]
 fn published_jwks_carry_kid_alg_and_use() {
     let expected = [
