@@ -237,11 +237,13 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
 /// What the WAL file is cut back to when the log starts over (`journal_size_limit`).
 const WAL_KEEP_BYTES: i64 = 64 << 20;
 
-/// Log frames (pages) past which the background checkpoint waits for readers and writers and
-/// empties the log (`TRUNCATE`) instead of copying what it can (`PASSIVE`): under a steady
-/// stream of reads and writes a passive checkpoint never gets the log to start over, and it
-/// grew to 2 GB while the scale bench created 100,000 identities (BENCHMARKS.md).
-const WAL_TRUNCATE_FRAMES: i64 = 16_384;
+/// Log frames (pages) past which the background checkpoint waits for readers and writers so
+/// that the log starts over (`RESTART`), instead of copying what it can (`PASSIVE`): under a
+/// steady stream of writes a passive checkpoint never catches up, the log never starts over,
+/// and it grew to 2 GB while the scale bench created 100,000 identities (BENCHMARKS.md).
+/// `TRUNCATE` would also empty the file, but cutting and regrowing it made each such
+/// checkpoint take 30-70 ms instead of 3, with every exchange's audit record waiting.
+const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// Copies the WAL back into the database file every second, until the pool is closed.
 async fn checkpoints(pool: AnyPool) {
@@ -252,26 +254,27 @@ async fn checkpoints(pool: AnyPool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = checkpoint(&pool, WAL_TRUNCATE_FRAMES).await {
+        if let Err(error) = checkpoint(&pool, WAL_RESTART_FRAMES).await {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
     }
 }
 
-/// One checkpoint: `PASSIVE` (it waits for nobody), then `TRUNCATE` when the log still holds
-/// more than `truncate_frames` frames. A `TRUNCATE` holds new writers back while it finishes
+/// One checkpoint: `PASSIVE` (it waits for nobody), then `RESTART` when the log still holds
+/// more than `restart_frames` frames. A `RESTART` holds new writers back while it finishes
 /// and gives up after the busy timeout if readers stay; the next tick tries again. Returns
-/// whether the log was emptied.
-async fn checkpoint(pool: &AnyPool, truncate_frames: i64) -> Result<bool, sqlx::Error> {
+/// whether the log will start over at the next write (its file then shrinks to
+/// `WAL_KEEP_BYTES`).
+async fn checkpoint(pool: &AnyPool, restart_frames: i64) -> Result<bool, sqlx::Error> {
     // One row: busy (0 or 1), frames in the log, frames copied to the database.
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
     let frames: i64 = row.try_get(1)?;
-    if frames <= truncate_frames {
+    if frames <= restart_frames {
         return Ok(false);
     }
-    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(pool)
         .await?;
     let busy: i64 = row.try_get(0)?;

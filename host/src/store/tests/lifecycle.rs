@@ -117,26 +117,36 @@ async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
     store.close().await;
 }
 
-/// A log past the limit is emptied, file and all; one under it is only copied.
+/// A checkpoint escalates to `RESTART` only past the limit, says so, and the log starts over.
+/// (In a quiet database a passive checkpoint lets the log start over too; under a steady
+/// stream of writes only the escalation does, which the scale bench shows on the WAL file.)
 #[tokio::test]
-async fn a_long_wal_is_truncated_by_the_next_checkpoint() {
+async fn a_long_wal_is_restarted_by_the_next_checkpoint() {
     let dir = TempDir::new();
     let store = Store::open(&dir.url()).await.unwrap();
-    let wal = dir.0.join("tollgate.db-wal");
+    let frames = || async {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        sqlx::Row::try_get::<i64, _>(&row, 1).unwrap()
+    };
     let records = large_batch();
     store.append_decisions(&records).await.unwrap();
-    let grown = std::fs::metadata(&wal).unwrap().len();
-    assert!(grown > 100 << 10, "the log holds the batch: {grown} bytes");
-    // Under the limit: copied, but the log (and its file) stays.
+    let grown = frames().await;
+    assert!(grown > 16, "the log holds the batch: {grown} frames");
+    // Under the limit: copied, nothing more.
     assert!(!checkpoint(&store.pool, i64::MAX).await.unwrap());
-    assert_eq!(std::fs::metadata(&wal).unwrap().len(), grown);
-    // Over it: the log starts over and its file is emptied.
+    // Over it: the next write starts the log over, and nothing was lost.
     assert!(checkpoint(&store.pool, 8).await.unwrap());
-    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
-    // Nothing was lost, and the store goes on writing.
-    store.append_decisions(&records).await.unwrap();
+    store.append_decisions(&records[..1]).await.unwrap();
+    let after = frames().await;
+    assert!(
+        after < grown,
+        "the log started over: {after} frames, was {grown}"
+    );
     let all = store.list_decisions("a", 1000, None).await.unwrap();
-    assert_eq!(all.len(), 128);
+    assert_eq!(all.len(), 65);
     store.close().await;
 }
 
