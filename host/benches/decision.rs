@@ -288,12 +288,16 @@ fn main() {
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("ratio sandboxed/native (p50): {ratio:.2}x");
     println!(
-        "target p50 < 15 µs: {} ({:.2} µs)",
-        verdict(us(sandbox.p50) < 15.0),
+        "target p50 <= 10 µs: {} ({:.2} µs)",
+        verdict(us(sandbox.p50) <= 10.0),
         us(sandbox.p50)
     );
     println!(
-        "target within 5x of native: {} ({ratio:.2}x)",
-        verdict(ratio <= 5.0)
+        "target within 3x of native: {} ({ratio:.2}x)",
+        verdict(ratio <= 3.0)
+    );
+    println!(
+        "(the native row here leaves out building the request; the targets are judged by \
+         `cargo bench -p tollgate-tests --bench engines`, where every engine builds its input)"
     );
 }
