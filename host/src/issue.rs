@@ -1,7 +1,7 @@
 //! Tollgate's own signing keys: generation, signing, the published key set and its rotation.
 //!
-//! Keys are generated with aws-lc-rs and stored as PKCS#8; tokens are signed through
-//! jsonwebtoken. A key's `kid` is its RFC 7638 JWK thumbprint, so the same key always gets
+//! Keys are generated with aws-lc-rs and stored as PKCS#8; tokens are signed with the parsed
+//! aws-lc-rs key pair (`jws.rs`, the same bytes `jsonwebtoken::encode` writes). A key's `kid` is its RFC 7638 JWK thumbprint, so the same key always gets
 //! the same `kid` wherever it is reloaded.
 
 mod jwk;

@@ -55,26 +55,22 @@ fn each_algorithm_signs_tokens_that_verify_with_the_published_jwk() {
 /// header and payload where it is not (ES256 is randomized).
 #[test]
 fn tokens_are_what_jsonwebtoken_encode_writes() {
-    use base64::Engine;
     use jsonwebtoken::{EncodingKey, Header, encode};
-    let pem = |der: &[u8]| {
-        let body = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(64)
-            .map(|l| std::str::from_utf8(l).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            lines.join("\n")
-        )
-    };
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
     for alg in ALL {
         let key = key(alg);
         let der = key.pkcs8_der();
         let encoding = match alg {
             Algorithm::Es256 => EncodingKey::from_ec_der(der),
-            Algorithm::Rs256 => EncodingKey::from_rsa_pem(pem(der).as_bytes()).unwrap(),
+            // jsonwebtoken signs RSA from PKCS#1 DER.
+            Algorithm::Rs256 => EncodingKey::from_rsa_der(
+                rsa::RsaPrivateKey::from_pkcs8_der(der)
+                    .unwrap()
+                    .to_pkcs1_der()
+                    .unwrap()
+                    .as_bytes(),
+            ),
             Algorithm::EdDsa => EncodingKey::from_ed_der(der),
         };
         let mut header = Header::new(alg.to_jsonwebtoken());
