@@ -266,12 +266,7 @@ async fn checkpoints(pool: AnyPool) {
 /// whether the log will start over at the next write (its file then shrinks to
 /// `WAL_KEEP_BYTES`).
 async fn checkpoint(pool: &AnyPool, restart_frames: i64) -> Result<bool, sqlx::Error> {
-    // One row: busy (0 or 1), frames in the log, frames copied to the database.
-    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(pool)
-        .await?;
-    let frames: i64 = row.try_get(1)?;
-    if frames <= restart_frames {
+    if passive_checkpoint(pool).await? <= restart_frames {
         return Ok(false);
     }
     let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
@@ -279,6 +274,15 @@ async fn checkpoint(pool: &AnyPool, restart_frames: i64) -> Result<bool, sqlx::E
         .await?;
     let busy: i64 = row.try_get(0)?;
     Ok(busy == 0)
+}
+
+/// Copies what it can of the WAL without waiting for anyone; the frames the log holds.
+async fn passive_checkpoint(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    // One row: busy (0 or 1), frames in the log, frames copied to the database.
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?
+        .try_get(1)
 }
 
 /// The current time in Unix seconds.

@@ -4,7 +4,7 @@ use super::{TempDir, identity, sqlite_store, tenant_with_issuer};
 use crate::policy::module::digest;
 use crate::store::{
     Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, checkpoint, generate_api_key,
-    hash_api_key,
+    hash_api_key, passive_checkpoint,
 };
 
 on_each_backend!(restart_keeps_everything, concurrent_writers_do_not_fail);
@@ -124,13 +124,7 @@ async fn the_wal_is_checkpointed_in_the_background_not_by_commits() {
 async fn a_long_wal_is_restarted_by_the_next_checkpoint() {
     let dir = TempDir::new();
     let store = Store::open(&dir.url()).await.unwrap();
-    let frames = || async {
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&store.pool)
-            .await
-            .unwrap();
-        sqlx::Row::try_get::<i64, _>(&row, 1).unwrap()
-    };
+    let frames = || async { passive_checkpoint(&store.pool).await.unwrap() };
     let records = large_batch();
     store.append_decisions(&records).await.unwrap();
     let grown = frames().await;
