@@ -1,6 +1,6 @@
 //! The `tollgate policy test` harness: a YAML file of cases run through the real sandbox.
 //!
-//! See DESIGN.md contract 3 for the format. Each case's token claims go through
+//! See docs/CONTRACTS.md (contract 3) for the format. Each case's token claims go through
 //! [`build_request`] and the module through [`PolicyEngine`], exactly as in the server.
 
 use super::engine::PolicyEngine;

@@ -1,4 +1,4 @@
-//! The `rules` config (DESIGN.md contract 2) and its validation.
+//! The `rules` config (docs/CONTRACTS.md, contract 2) and its validation.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
