@@ -92,6 +92,28 @@ async fn unsafe_urls_are_refused_at_registration_unless_the_operator_allows_them
             "query",
             Some("query"),
         ),
+        // Issue 11, item 6: the `url` crate reads `\` as `/` (host `kubernetes.example.com`),
+        // curl and Python as part of the user information (host 169.254.169.254).
+        (
+            r"https://kubernetes.example.com\@169.254.169.254/",
+            "parsers read differently",
+            Some("parsers read differently"),
+        ),
+        (
+            r"https://issuer.example.com\evil.example/",
+            "parsers read differently",
+            Some("parsers read differently"),
+        ),
+        (
+            "https://issuer.example.com/%zz",
+            "parsers read differently",
+            Some("parsers read differently"),
+        ),
+        (
+            "https://bücher.example/",
+            "parsers read differently",
+            Some("parsers read differently"),
+        ),
     ];
     for (url, expected, lax_expected) in cases {
         let discovery = json!({"issuer_url": url});

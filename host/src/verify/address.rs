@@ -15,6 +15,10 @@ const MAX_URL_LEN: usize = 2048;
 pub enum UrlError {
     #[error("url is not valid")]
     Invalid,
+    #[error(
+        "url holds characters that URL parsers read differently (only RFC 3986 characters, with `%` before two hex digits, are accepted)"
+    )]
+    Ambiguous,
     #[error("url is longer than {MAX_URL_LEN} characters")]
     TooLong,
     #[error("url scheme `{0}` is not allowed (https only)")]
@@ -42,6 +46,9 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<Url, UrlError> {
     // The URL parser silently strips tabs and newlines; a URL carrying them is refused instead.
     if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(UrlError::Invalid);
+    }
+    if !rfc3986_text(raw) {
+        return Err(UrlError::Ambiguous);
     }
     let url = Url::parse(raw).map_err(|_| UrlError::Invalid)?;
     match url.scheme() {
@@ -84,6 +91,32 @@ pub fn check_url(raw: &str, allow_insecure: bool) -> Result<Url, UrlError> {
         }
     }
     Ok(url)
+}
+
+/// Whether `raw` is made only of the characters RFC 3986 allows in a URI (unreserved, reserved
+/// and `%HH`). WHATWG parsers (the `url` crate, browsers) and RFC 3986 parsers (curl, Python)
+/// disagree on the rest: `\` is a path separator to the first and an ordinary character to the
+/// second, so `https://a.example\@169.254.169.254/` names a different host to each. Non-ASCII
+/// hosts must be written in their punycode form.
+fn rfc3986_text(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Fails when `ip` is an address the fetcher must never connect to.
@@ -243,6 +276,41 @@ mod tests {
         );
         assert_eq!(refused("https://a.example\n.com"), UrlError::Invalid);
         assert_eq!(refused("https:// a.example.com"), UrlError::Invalid);
+    }
+
+    /// URLs that a WHATWG parser (this one) and an RFC 3986 parser (curl, Python) read with
+    /// different hosts or paths, refused even where insecure issuers are allowed.
+    #[test]
+    fn urls_parsers_disagree_on_are_refused() {
+        for url in [
+            r"https://kubernetes.example.com\@169.254.169.254/",
+            r"https://a.example\evil.example/",
+            r"https://a.example/keys\..\admin",
+            "https://a.example/%zz",
+            "https://a.example/%4",
+            "https://a.example/\"",
+            "https://a.example/<x>",
+            "https://a.example/{x}",
+            "https://a.example/|",
+            "https://a.example/^",
+            "https://a.example/`",
+            "https://bücher.example/",
+            "https://a.example/ü",
+        ] {
+            assert_eq!(refused(url), UrlError::Ambiguous, "{url}");
+            assert_eq!(
+                check_url(url, true).expect_err(url),
+                UrlError::Ambiguous,
+                "{url}"
+            );
+        }
+        for url in [
+            "https://xn--bcher-kva.example/",
+            "https://a.example/a%2Fb?q=%20&r=x~y#frag",
+            "https://a.example/!$&'()*+,;=:@",
+        ] {
+            check_url(url, false).expect(url);
+        }
     }
 
     #[test]
