@@ -6,6 +6,7 @@ mod auth;
 mod compat;
 mod discovery;
 mod error;
+pub mod guard;
 mod limits;
 mod ops;
 mod ratelimit;
@@ -19,7 +20,7 @@ use crate::metrics::{self, Outcome};
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use ratelimit::Keys;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -55,15 +56,21 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         .layer(from_fn_with_state(
             bounds.exchange_deadline,
             limits::exchange_deadline,
-        ));
+        ))
+        .layer(from_fn(guard::exchange));
     let admin = admin::routes()
         .layer(DefaultBodyLimit::max(bounds.max_body))
-        .layer(from_fn_with_state(bounds.max_body, limits::admin));
+        .layer(from_fn_with_state(bounds.max_body, limits::admin))
+        .layer(from_fn(guard::admin));
+    let public = Router::new()
+        .merge(discovery::routes())
+        .merge(ops::routes())
+        .fallback(guard::not_found)
+        .layer(from_fn(guard::admin));
     Router::new()
         .merge(exchange)
         .merge(admin)
-        .merge(discovery::routes())
-        .merge(ops::routes())
+        .merge(public)
         .with_state(state)
 }
 
@@ -108,6 +115,9 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
                 .check_identity(&named)
                 .map_err(RunError::Limited)?;
         }
+        let token = ExchangeService::screen_token(&input.subject_token).inspect_err(|error| {
+            tracing::info!(identity = ?input.identity, %error, "exchange denied before lookup");
+        })?;
         let identity = state.exchange.find_identity(&input.identity).await?;
         keys.identity = Some((
             identity.tenant.clone(),
@@ -117,7 +127,7 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
             .limiter
             .check_identity(&keys)
             .map_err(RunError::Limited)?;
-        Ok(state.exchange.exchange_as(&identity, input).await?)
+        Ok(state.exchange.exchange_as(&identity, &input, token).await?)
     }
     .await;
     let outcome = match &result {

@@ -1,6 +1,7 @@
-//! The exchange, step by step (DESIGN.md): find the identity, verify the subject token against
-//! the identity's issuer, build the policy request, evaluate the policy in the sandbox,
-//! intersect the grant with the identity's limits, sign the access token, record the decision.
+//! The exchange, step by step (docs/CONTRACTS.md): screen the token, find the identity, verify
+//! the token against the identity's issuer, build the policy request, evaluate the policy in the
+//! sandbox, intersect the grant with the identity's limits, sign the access token, record the
+//! decision.
 //!
 //! Nothing here knows about HTTP: the `api` layer maps [`ExchangeError`] to responses that
 //! reveal no tenant, policy or pattern detail; the reason goes to the log and the audit record.
@@ -8,6 +9,7 @@
 use crate::issue::Signer;
 use crate::policy::{Decision, ExchangeContext, PolicyRegistry, build_request};
 use crate::store::{DecisionLog, DecisionRecord, IdentityRecord, Store, StoreError};
+use crate::verify::jwt::{self, Jws};
 use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -141,6 +143,18 @@ impl ExchangeService {
         format!("{}/tenants/{tenant}", self.public_url)
     }
 
+    /// Whether `audience` is another tenant's audience (`{public_url}/tenants/{other}`, or
+    /// anything under `{public_url}/tenants/` but `tenant`'s own): an identity that accepted it
+    /// would take that tenant's tokens. Refused at registration, and ignored at exchange for a
+    /// record stored before that check.
+    pub fn is_foreign_tenant_audience(&self, tenant: &str, audience: &str) -> bool {
+        let prefix = format!("{}/tenants/", self.public_url);
+        let under = audience
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(&prefix));
+        under && audience != self.tenant_audience(tenant)
+    }
+
     /// Step 1: the identity, by resource name or unique id.
     pub async fn find_identity(&self, name: &str) -> Result<IdentityRecord, ExchangeError> {
         let found = match parse_identity_name(name) {
@@ -150,11 +164,18 @@ impl ExchangeService {
         found.ok_or(ExchangeError::UnknownIdentity)
     }
 
+    /// Before step 1: the subject token parsed and screened (structure, header, claims that
+    /// need no issuer). Done before the identity is looked up, so a malformed token is refused
+    /// by the same work whether or not the identity it names exists (no lookup, no record).
+    pub fn screen_token(token: &str) -> Result<Jws<'_>, ExchangeError> {
+        jwt::parse(token).map_err(invalid_token)
+    }
+
     /// Step 2: the subject token's verified claims.
     pub async fn verify_token(
         &self,
         identity: &IdentityRecord,
-        token: &str,
+        token: Jws<'_>,
         now: i64,
     ) -> Result<Value, ExchangeError> {
         let record = self
@@ -177,13 +198,18 @@ impl ExchangeService {
         let accepted = if identity.accepted_audiences.is_empty() {
             vec![self.tenant_audience(&identity.tenant)]
         } else {
-            identity.accepted_audiences.clone()
+            identity
+                .accepted_audiences
+                .iter()
+                .filter(|a| !self.is_foreign_tenant_audience(&identity.tenant, a))
+                .cloned()
+                .collect()
         };
         let claims = self
             .verifier
-            .verify(&issuer, token, &accepted, now)
+            .verify_parsed(&issuer, token, &accepted, now)
             .await
-            .map_err(|e: VerifyError| ExchangeError::InvalidToken(format!("{}: {e}", e.code())))?;
+            .map_err(invalid_token)?;
         // Tollgate's own tokens are access tokens, never subject tokens.
         if claims.get("iss").and_then(Value::as_str) == Some(self.public_url.as_str()) {
             return Err(ExchangeError::InvalidToken(
@@ -193,17 +219,21 @@ impl ExchangeService {
         Ok(claims)
     }
 
-    /// The whole exchange. Every outcome but an unknown identity is recorded in the audit log.
+    /// The whole exchange. Every outcome but a malformed token or an unknown identity is
+    /// recorded in the audit log.
     pub async fn exchange(&self, input: ExchangeInput) -> Result<Issued, ExchangeError> {
+        let token = Self::screen_token(&input.subject_token)?;
         let identity = self.find_identity(&input.identity).await?;
-        self.exchange_as(&identity, input).await
+        self.exchange_as(&identity, &input, token).await
     }
 
-    /// The exchange for an identity already found (step 1 done by the caller).
+    /// The exchange for an identity already found and a token already screened (the caller
+    /// did both, in that order: [`Self::screen_token`], then [`Self::find_identity`]).
     pub async fn exchange_as(
         &self,
         identity: &IdentityRecord,
-        input: ExchangeInput,
+        input: &ExchangeInput,
+        token: Jws<'_>,
     ) -> Result<Issued, ExchangeError> {
         let now = unix_now();
         let mut record = DecisionRecord {
@@ -213,7 +243,7 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             ..Default::default()
         };
-        let result = self.run(identity, &input, now, &mut record).await;
+        let result = self.run(identity, input, token, now, &mut record).await;
         match &result {
             Ok(issued) => {
                 record.allowed = true;
@@ -237,12 +267,11 @@ impl ExchangeService {
         &self,
         identity: &IdentityRecord,
         input: &ExchangeInput,
+        token: Jws<'_>,
         now: i64,
         record: &mut DecisionRecord,
     ) -> Result<Issued, ExchangeError> {
-        let claims = self
-            .verify_token(identity, &input.subject_token, now)
-            .await?;
+        let claims = self.verify_token(identity, token, now).await?;
         // Only a verified caller learns whether an audience exists for this identity.
         let audience = self.pick_audience(identity, input.audience.as_deref())?;
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
@@ -419,6 +448,10 @@ fn intersect_scopes(
         }
     }
     Ok(narrowed)
+}
+
+fn invalid_token(error: VerifyError) -> ExchangeError {
+    ExchangeError::InvalidToken(format!("{}: {error}", error.code()))
 }
 
 fn error_code(error: &ExchangeError) -> &'static str {

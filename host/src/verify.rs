@@ -13,6 +13,7 @@ mod error;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;
+mod screen;
 mod strict_json;
 pub mod tokenreview;
 
@@ -274,6 +275,21 @@ impl Verifier {
         accepted_audiences: &[String],
         now: i64,
     ) -> Result<serde_json::Value, VerifyError> {
+        let jws = jwt::parse(token)?;
+        self.verify_parsed(issuer, jws, accepted_audiences, now)
+            .await
+    }
+
+    /// [`Verifier::verify`] for a token already parsed (and screened) by [`jwt::parse`]: the
+    /// exchange parses before it looks the identity up, so that a malformed token costs the same
+    /// whether or not the identity it names exists.
+    pub async fn verify_parsed(
+        &self,
+        issuer: &IssuerConfig,
+        jws: jwt::Jws<'_>,
+        accepted_audiences: &[String],
+        now: i64,
+    ) -> Result<serde_json::Value, VerifyError> {
         let settings = &self.inner.settings;
         let rules = ClaimRules {
             issuer: &issuer.issuer_url,
@@ -283,9 +299,8 @@ impl Verifier {
             max_lifetime: secs(settings.max_lifetime),
         };
         match &issuer.source {
-            IssuerSource::Discovery => self.verify_discovery(issuer, token, &rules).await,
+            IssuerSource::Discovery => self.verify_discovery(issuer, jws, &rules).await,
             IssuerSource::StaticJwks { jwks, expires_at } => {
-                let jws = jwt::parse(token)?;
                 if now >= *expires_at {
                     return Err(VerifyError::StaticKeysExpired);
                 }
@@ -302,7 +317,7 @@ impl Verifier {
                     ca_pem: ca_pem.as_deref(),
                     reviewer_token,
                 };
-                tokenreview::review(&self.inner.fetcher, reviewer, token, &rules).await
+                tokenreview::review(&self.inner.fetcher, reviewer, &jws, &rules).await
             }
         }
     }
@@ -310,10 +325,9 @@ impl Verifier {
     async fn verify_discovery(
         &self,
         issuer: &IssuerConfig,
-        token: &str,
+        jws: jwt::Jws<'_>,
         rules: &ClaimRules<'_>,
     ) -> Result<serde_json::Value, VerifyError> {
-        let jws = jwt::parse(token)?;
         // Screened before any fetch, so that a token of another issuer (or an expired one, or
         // one for another audience) costs the issuer no request; judged again once verified.
         jwt::check_claims(&jws.payload, rules)?;

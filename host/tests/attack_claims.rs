@@ -36,7 +36,7 @@ async fn header_and_claim_shape_attacks_are_refused() {
         h["crit"] = crit.clone();
         let token = key.sign_raw(&h.to_string(), &target.claims().to_string());
         target
-            .assert_refused("deployer", &token, &format!("crit {crit}"), "`crit`")
+            .assert_screened("deployer", &token, &format!("crit {crit}"), "`crit`")
             .await;
     }
 
@@ -101,7 +101,7 @@ async fn header_and_claim_shape_attacks_are_refused() {
         assert_ne!((&h, &p), (&header, &payload), "{case} changed nothing");
         let token = key.sign_raw(&h, &p);
         target
-            .assert_refused("deployer", &token, case, "duplicate JSON keys")
+            .assert_screened("deployer", &token, case, "duplicate JSON keys")
             .await;
     }
 
@@ -418,4 +418,80 @@ async fn own_tokens_and_other_tenants_tokens_are_refused() {
             "issuer does not match",
         )
         .await;
+}
+
+/// Issue 11, items 3 and 4: `*` at `system:serviceaccount:prod:*` would match a subject holding
+/// `\n` or an escape sequence, and copy it into the issued token; a token whose `sub` names
+/// `kube-system:admin` while its `kubernetes.io` says `prod/deployer` would pass an identity
+/// that binds namespace and service account. Both are refused before the identity is looked
+/// up (so nothing is recorded), while the clean, agreeing token passes both identities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_and_disagreeing_kubernetes_claims_are_refused() {
+    let (target, key) = rsa_target("atk-claims-screen").await;
+    let identity =
+        |config: Value| json!({"issuer": "main", "config": config, "scopes": ["registry.pull"]});
+    let grant = json!({"scopes": ["registry.pull"]});
+    for (id, config) in [
+        (
+            "glob",
+            json!({"subjects": ["system:serviceaccount:prod:*"], "grant": grant}),
+        ),
+        (
+            "bound",
+            json!({"namespaces": ["prod"], "service_accounts": ["deployer"], "grant": grant}),
+        ),
+    ] {
+        let (status, body) = target
+            .server
+            .put_identity("acme", id, &target.tenant_key, identity(config))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        target
+            .assert_accepted(id, &key.sign(&target.claims()), "clean token")
+            .await;
+    }
+    let named = |sub: &str, name: &str| {
+        let mut claims = target.claims();
+        claims["sub"] = json!(sub);
+        claims["kubernetes.io"]["serviceaccount"]["name"] = json!(name);
+        claims
+    };
+    for name in ["app\n", "a\u{1b}[2J\rb", "app\u{0}", "app\u{85}"] {
+        let claims = named(&format!("system:serviceaccount:prod:{name}"), name);
+        target
+            .assert_screened(
+                "glob",
+                &key.sign(&claims),
+                &format!("sub {name:?}"),
+                "control character",
+            )
+            .await;
+    }
+    let mut custom = target.claims();
+    custom["team"] = json!("a\u{7}b");
+    target
+        .assert_screened(
+            "glob",
+            &key.sign(&custom),
+            "control character in a custom claim",
+            "control character",
+        )
+        .await;
+    for (id, case, claims) in [
+        (
+            "bound",
+            "sub disagrees with kubernetes.io",
+            named("system:serviceaccount:kube-system:admin", "deployer"),
+        ),
+        (
+            "glob",
+            "kubernetes.io disagrees with sub",
+            named("system:serviceaccount:prod:deployer", "admin"),
+        ),
+    ] {
+        let reason = "does not name the service account";
+        target
+            .assert_screened(id, &key.sign(&claims), case, reason)
+            .await;
+    }
 }

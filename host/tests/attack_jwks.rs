@@ -189,9 +189,17 @@ async fn key_set_entries_that_must_never_verify_are_left_out() {
         target
             .assert_accepted(case.name, &good.sign(&claims_for(case.name)), case.name)
             .await;
-        target
-            .assert_refused(case.name, &case.token, case.name, case.reason)
-            .await;
+        // An algorithm off the allowlist is refused by the token's own header, before the
+        // identity is looked up (and so unrecorded); every other case by the key set.
+        if case.reason.starts_with("algorithm") {
+            target
+                .assert_screened(case.name, &case.token, case.name, case.reason)
+                .await;
+        } else {
+            target
+                .assert_refused(case.name, &case.token, case.name, case.reason)
+                .await;
+        }
 
         if !case.unusable {
             continue;

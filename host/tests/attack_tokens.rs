@@ -28,18 +28,18 @@ async fn alg_none_and_stripped_signatures_are_refused() {
         // "signature is missing" check.
         let empty = forge(&header, &claims, "");
         target
-            .assert_refused("deployer", &empty, alg, "signature is missing")
+            .assert_screened("deployer", &empty, alg, "signature is missing")
             .await;
         let signed = forge(&header, &claims, &b64(b"anything"));
         target
-            .assert_refused("deployer", &signed, alg, "algorithm `none` is not accepted")
+            .assert_screened("deployer", &signed, alg, "algorithm `none` is not accepted")
             .await;
     }
     // A good token with its signature stripped (`h.p.`), and without the last dot (`h.p`).
     let good = key.sign(&target.claims());
     let (input, _) = good.rsplit_once('.').unwrap();
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &format!("{input}."),
             "stripped",
@@ -47,7 +47,7 @@ async fn alg_none_and_stripped_signatures_are_refused() {
         )
         .await;
     target
-        .assert_refused("deployer", input, "two segments", "exactly three segments")
+        .assert_screened("deployer", input, "two segments", "exactly three segments")
         .await;
     target
         .assert_accepted("deployer", &key.sign(&target.claims()), "control after")
@@ -85,7 +85,7 @@ async fn hmac_with_the_public_key_or_a_weak_secret_is_refused() {
     for (case, secret) in &secrets {
         let token = hs256(&header, &claims, secret);
         target
-            .assert_refused(
+            .assert_screened(
                 "deployer",
                 &token,
                 case,
@@ -98,7 +98,7 @@ async fn hmac_with_the_public_key_or_a_weak_secret_is_refused() {
     let bare = json!({ "alg": "HS256", "typ": "JWT" });
     let token = hs256(&bare, &claims, &key.spki_der);
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &token,
             "no kid",
@@ -139,7 +139,7 @@ async fn key_headers_are_refused_and_never_fetched() {
             let token = signer.sign_raw(&header.to_string(), &claims);
             let reason = format!("header `{name}` (embedded key or key URL) is not accepted");
             target
-                .assert_refused("deployer", &token, &format!("{name}: {value}"), &reason)
+                .assert_screened("deployer", &token, &format!("{name}: {value}"), &reason)
                 .await;
         }
     }
@@ -185,7 +185,7 @@ async fn hostile_kids_are_refused_fast_and_never_reach_the_log() {
         let started = Instant::now();
         let case = format!("kid {:?}", &kid[..kid.len().min(40)]);
         target
-            .assert_refused("deployer", &token, &case, "key id is not acceptable")
+            .assert_screened("deployer", &token, &case, "key id is not acceptable")
             .await;
         // Generous on a loaded machine; a fetch or a scan would be what makes it slow.
         assert!(
@@ -205,22 +205,22 @@ async fn hostile_kids_are_refused_fast_and_never_reach_the_log() {
     header["alg"] = json!("RS256\nFAKE LOG LINE alg");
     let token = key.sign_raw(&header.to_string(), &claims);
     target
-        .assert_refused("deployer", &token, "alg with newline", "is not accepted")
+        .assert_screened("deployer", &token, "alg with newline", "is not accepted")
         .await;
     let mut forged = target.claims();
     forged["iss"] = json!(format!("{}\nFAKE LOG LINE iss", target.issuer_url));
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &key.sign(&forged),
             "iss with newline",
-            "issuer does not match",
+            "control character",
         )
         .await;
     let mut forged = target.claims();
     forged["aud"] = json!(["x\nFAKE LOG LINE aud"]);
     target
-        .assert_refused("deployer", &key.sign(&forged), "aud", "audience")
+        .assert_screened("deployer", &key.sign(&forged), "aud", "control character")
         .await;
     // Signed claims are the issuer's word, and a tenant can register an issuer it controls:
     // claim text that a policy echoes in its denial must not forge log lines either.
@@ -419,7 +419,7 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
     for (case, token, reason) in cases {
         assert_ne!(token, good, "{case}");
         target
-            .assert_refused("deployer", &token, case, reason)
+            .assert_screened("deployer", &token, case, reason)
             .await;
     }
     // JWE, in the compact (five segments) and the header-only sense.
@@ -433,7 +433,7 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
         b64(&[2; 16])
     );
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &jwe,
             "JWE",
@@ -449,7 +449,7 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
         b64(&[2; 16])
     );
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &jwe,
             "JWE dir",
@@ -461,7 +461,7 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
         &payload,
     );
     target
-        .assert_refused(
+        .assert_screened(
             "deployer",
             &enc_in_jws,
             "enc header",
@@ -474,7 +474,7 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
     for (case, doc) in [("general JSON", general), ("flattened JSON", flattened)] {
         let text = doc.to_string();
         target
-            .assert_refused(
+            .assert_screened(
                 "deployer",
                 &text,
                 case,
@@ -483,10 +483,48 @@ async fn non_canonical_encodings_and_other_serializations_are_refused() {
             .await;
         // With leading whitespace it is still not a compact JWS.
         target
-            .assert_refused("deployer", &format!(" {text}"), case, "token is malformed")
+            .assert_screened("deployer", &format!(" {text}"), case, "token is malformed")
             .await;
     }
     target
         .assert_accepted("deployer", &good, "control after")
         .await;
+}
+
+/// Issue 11, item 7: a garbage token naming an existing identity took longer than one naming
+/// no identity (median 0.64 ms vs 0.40 ms on loopback): it was looked up, verified and recorded.
+/// Now every token is parsed and screened before the lookup, so a malformed one is refused by
+/// the same work either way: the same answer, and nothing recorded. The medians of both paths
+/// are printed (timing is too noisy on a shared machine to assert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_token_costs_the_same_for_known_and_unknown_identities() {
+    let (target, _) = rsa_target("atk-timing").await;
+    let garbage = [
+        "garbage",
+        "a.b.c",
+        "eyJhbGciOiJSUzI1NiJ9.e30",
+        "{\"alg\":\"none\"}",
+    ];
+    for token in garbage {
+        for id in ["deployer", "nobody"] {
+            let case = format!("{token} at {id}");
+            target.assert_screened(id, token, &case, "malformed").await;
+        }
+    }
+    let mut medians = Vec::new();
+    for id in ["deployer", "nobody"] {
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            let (status, _) = target.exchange(id, "garbage").await;
+            times.push(started.elapsed());
+            assert_eq!(status, 400);
+        }
+        times.sort();
+        medians.push(times[times.len() / 2]);
+    }
+    println!(
+        "garbage token median: existing identity {:?}, unknown identity {:?}",
+        medians[0], medians[1]
+    );
 }

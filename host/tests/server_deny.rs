@@ -210,10 +210,13 @@ async fn fixable_mistakes_get_specific_codes_and_the_log_records_them() {
     let (status, body) = Server::send(login.json(&serde_json::json!({"identity": "x"}))).await;
     oauth_error(status, &body, "invalid_request");
 
-    // One more denial by the policy, one by verification, for the log.
+    // One more denial by the policy, one by verification, for the log; a token that is not
+    // even a JWT is refused before the identity is looked up, and not recorded.
     let staging = issuer.token(&acme.audience, "staging", "deployer", &[]);
     assert_eq!(server.exchange(&name, &staging, &[]).await.0, 400);
     assert_eq!(server.exchange(&name, "not-a-jwt", &[]).await.0, 400);
+    let elsewhere = issuer.token("https://elsewhere.example", "prod", "deployer", &[]);
+    assert_eq!(server.exchange(&name, &elsewhere, &[]).await.0, 400);
 
     let path = "/v1/tenants/acme/decisions";
     let (status, log) = server.admin(Method::GET, path, Some(&acme.key), None).await;

@@ -223,3 +223,46 @@ async fn a_workload_token_only_opens_its_own_tenant() {
         );
     }
 }
+
+/// Issue 11, item 5: tenant C lists tenant A's audience (or anything under another tenant's
+/// `{public_url}/tenants/`, spelled in any case) among an identity's accepted audiences, so
+/// that A's workload tokens would be exchanged at C. Refused at registration; C's own audience
+/// and audiences outside the server are accepted, and A's token still opens nothing at C.
+#[tokio::test]
+async fn a_tenant_cannot_accept_another_tenants_audience() {
+    let dir = TempDir::new("isolation-audience");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let alpha = quickstart(&server, &issuer, "alpha").await;
+    let gamma = quickstart(&server, &issuer, "gamma").await;
+    for foreign in [
+        alpha.audience.clone(),
+        format!("{}/", alpha.audience),
+        format!("{}/x", alpha.audience),
+        server.tenant_audience("not-yet-created"),
+        alpha.audience.replace("http://", "HTTP://"),
+        alpha.audience.replace("/tenants/", "/TENANTS/"),
+    ] {
+        let mut body = server_support::quickstart_identity();
+        body["accepted_audiences"] = json!([gamma.audience, foreign]);
+        let (status, answer) = server
+            .put_identity("gamma", "thief", &gamma.key, body)
+            .await;
+        assert_eq!(status, 422, "{foreign}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to another tenant"),
+            "{answer}"
+        );
+    }
+    let mut body = server_support::quickstart_identity();
+    body["accepted_audiences"] = json!([gamma.audience, "https://gamma.example/sts"]);
+    let (status, answer) = server.put_identity("gamma", "fair", &gamma.key, body).await;
+    assert_eq!(status, 200, "{answer}");
+    let for_alpha = issuer.token(&alpha.audience, "prod", "deployer", &[]);
+    for id in ["thief", "fair"] {
+        refused(&server, &gamma.identity(id), &for_alpha, id).await;
+    }
+}

@@ -546,6 +546,7 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     // namespace: the token and the review must agree.
     api.set(Answer::Authenticated);
     let mut claims = segment(&token, 1);
+    claims["sub"] = json!("system:serviceaccount:staging:deployer");
     claims["kubernetes.io"]["namespace"] = json!("staging");
     let disagreeing = with_payload(&token, &claims);
     assert_denied(
@@ -554,9 +555,27 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     );
     let reason = last_denial(&server, TENANT, &key).await;
     assert!(
-        reason.contains("token_review_denied: token review denied: token `namespace` disagrees"),
+        reason.contains("token_review_denied: token review denied: token `sub` disagrees"),
         "{reason}"
     );
+    // A token whose own `sub` and `kubernetes.io` disagree is refused before the API server is
+    // asked (and, like any token refused before its identity is looked up, not recorded).
+    let asked = api.reviews.lock().unwrap().len();
+    let recorded = server.decisions(TENANT, &key).await.len();
+    let mut claims = segment(&token, 1);
+    claims["kubernetes.io"]["namespace"] = json!("staging");
+    assert_denied(
+        &server
+            .exchange(TENANT, "deployer", &with_payload(&token, &claims))
+            .await,
+        "token's own claims disagree",
+    );
+    assert_eq!(
+        api.reviews.lock().unwrap().len(),
+        asked,
+        "a review was asked"
+    );
+    assert_eq!(server.decisions(TENANT, &key).await.len(), recorded);
 
     // A token of another issuer is refused before the API server is asked.
     let asked = api.reviews.lock().unwrap().len();

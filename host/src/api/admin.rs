@@ -358,6 +358,15 @@ async fn put_identity(
         ));
     }
     let exchange = &state.exchange;
+    if let Some(foreign) = identity
+        .accepted_audiences
+        .iter()
+        .find(|a| exchange.is_foreign_tenant_audience(&tenant, a))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "accepted audience `{foreign}` belongs to another tenant"
+        )));
+    }
     exchange
         .store
         .get_issuer(&tenant, &identity.issuer)
@@ -465,7 +474,7 @@ async fn simulate(
         .ok_or_else(|| ApiError::not_found(format_args!("identity `{id}`")))?;
     let now = simulation.now.unwrap_or_else(crate::exchange::unix_now);
     let claims = match (simulation.token, simulation.claims) {
-        (Some(token), None) => match exchange.verify_token(&identity, &token, now).await {
+        (Some(token), None) => match verify_simulated(exchange, &identity, &token, now).await {
             Ok(claims) => claims,
             Err(error) => {
                 return Ok(Json(
@@ -513,6 +522,17 @@ async fn simulate(
         "evaluation": evaluation,
         "reasons": reasons,
     })))
+}
+
+/// The exchange's own screening and verification of a simulated token.
+async fn verify_simulated(
+    exchange: &crate::exchange::ExchangeService,
+    identity: &IdentityRecord,
+    token: &str,
+    now: i64,
+) -> Result<Value, crate::exchange::ExchangeError> {
+    let token = crate::exchange::ExchangeService::screen_token(token)?;
+    exchange.verify_token(identity, token, now).await
 }
 
 #[derive(Deserialize)]

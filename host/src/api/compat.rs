@@ -4,6 +4,7 @@
 use super::token::no_store;
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -29,8 +30,11 @@ async fn chainguard(
     State(state): State<AppState>,
     ClientAddr(client_address): ClientAddr,
     headers: HeaderMap,
-    Query(query): Query<ChainguardQuery>,
+    query: Result<Query<ChainguardQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, OAuthError> {
+    let Query(query) = query.map_err(|_| {
+        OAuthError::invalid_request("the query string is malformed or repeats a parameter")
+    })?;
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -61,6 +61,27 @@ impl OAuthError {
         }
     }
 
+    /// A refusal whose status the framework (axum, hyper, a limit) chose, with the generic
+    /// description of that status.
+    pub fn framework(status: StatusCode) -> Self {
+        let code = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        Self {
+            status,
+            code,
+            description: super::guard::describe(status),
+            retry_after: None,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": self.code, "error_description": self.description})
+    }
+
     pub fn unsupported_grant_type() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -108,7 +129,7 @@ impl From<ExchangeError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.code, "error_description": self.description}));
+        let body = Json(self.body());
         let mut response = (self.status, [("cache-control", "no-store")], body).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -164,17 +185,20 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body: the status's reason and the message.
+    pub fn body(&self) -> serde_json::Value {
         let error = self
             .status
             .canonical_reason()
             .unwrap_or("error")
             .to_lowercase();
-        (
-            self.status,
-            Json(json!({"error": error, "message": self.message})),
-        )
-            .into_response()
+        json!({"error": error, "message": self.message})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
     }
 }

@@ -1,5 +1,6 @@
 //! `tollgate serve`: the exchange server.
 
+mod head;
 mod http;
 
 use crate::api::{self, AppState, RateLimiter};

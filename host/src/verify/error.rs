@@ -50,6 +50,10 @@ pub enum VerifyError {
     IssuedInFuture,
     #[error("token lifetime of {lifetime}s exceeds the maximum of {max}s")]
     Lifetime { lifetime: i64, max: i64 },
+    #[error("a claim holds a control character")]
+    ControlCharacter,
+    #[error("claim `kubernetes.io` does not name the service account `sub` names")]
+    SubjectMismatch,
     #[error("claim `aud` must be a string or a non-empty list of strings")]
     BadAudience,
     #[error("token audience is not accepted")]
@@ -84,7 +88,8 @@ impl VerifyError {
             AlgNone | AlgNotAllowed(_) | AlgMismatch => "alg",
             BadKid | UnknownKid(_) | MissingKid => "kid",
             Signature => "signature",
-            MissingClaim(_) | NotAString(_) | BadTime(_) | BadAudience => "claims",
+            MissingClaim(_) | NotAString(_) | BadTime(_) | BadAudience | ControlCharacter
+            | SubjectMismatch => "claims",
             Issuer => "iss",
             Expired => "exp",
             NotYetValid => "nbf",

@@ -27,8 +27,10 @@ pub struct Jws<'a> {
     pub alg: Algorithm,
     /// Key id, already checked for length and characters.
     pub kid: Option<String>,
-    /// Payload: a JSON object without duplicate keys.
+    /// Payload: a JSON object without duplicate keys, screened (`screen::claims`).
     pub payload: Map<String, Value>,
+    /// The whole compact token.
+    token: &'a str,
     signing_input: &'a str,
     signature: &'a str,
 }
@@ -95,11 +97,13 @@ pub fn parse(token: &str) -> Result<Jws<'_>, VerifyError> {
         StrictError::DuplicateKey => VerifyError::DuplicateKey("payload"),
         StrictError::Syntax => Malformed("payload is not a JSON object"),
     })?;
+    super::screen::claims(&payload)?;
     let signing_len = segments[0].len() + 1 + segments[1].len();
     Ok(Jws {
         alg,
         kid,
         payload,
+        token,
         signing_input: &token[..signing_len],
         signature,
     })
@@ -156,7 +160,12 @@ fn signature_len(alg: Algorithm) -> (usize, usize) {
     }
 }
 
-impl Jws<'_> {
+impl<'a> Jws<'a> {
+    /// The compact token this was parsed from.
+    pub fn token(&self) -> &'a str {
+        self.token
+    }
+
     /// Verifies the signature with `key` under the header's algorithm (which the caller has
     /// already matched against the key).
     pub fn verify_signature(&self, key: &DecodingKey) -> Result<(), VerifyError> {

@@ -7,7 +7,7 @@
 use super::VerifyError;
 use super::fetch::SafeFetcher;
 use super::jwt::{self, ClaimRules};
-use super::strict_json;
+use super::{screen, strict_json};
 use serde_json::{Map, Value, json};
 
 /// The path of the TokenReview API on an API server.
@@ -33,14 +33,15 @@ fn denied(why: impl Into<String>) -> VerifyError {
 }
 
 /// Reviews `token` and returns claims in the shape of a projected ServiceAccount token, built
-/// from the API server's answer.
+/// from the API server's answer and screened like a token's own claims (the answer is not
+/// trusted to be well-formed).
 pub async fn review(
     fetcher: &SafeFetcher,
     reviewer: Reviewer<'_>,
-    token: &str,
+    unverified: &jwt::Jws<'_>,
     rules: &ClaimRules<'_>,
 ) -> Result<Value, VerifyError> {
-    let unverified = jwt::parse(token)?;
+    let token = unverified.token();
     jwt::check_claims(&unverified.payload, rules)?;
     let request = json!({
         "apiVersion": "authentication.k8s.io/v1",
@@ -63,7 +64,9 @@ pub async fn review(
     // Once reviewed, the token as a whole is authenticated: what the review does not name (pod
     // and node on older clusters) may come from the token itself.
     let reviewed = complete(reviewed, &unverified.payload);
-    Ok(claims(&unverified.payload, reviewed, rules.issuer))
+    let claims = claims(&unverified.payload, reviewed, rules.issuer);
+    screen::claims(&claims)?;
+    Ok(Value::Object(claims))
 }
 
 /// What the API server vouched for.
@@ -211,7 +214,7 @@ fn complete(mut reviewed: Reviewed, payload: &Map<String, Value>) -> Reviewed {
 }
 
 /// Projected-token-shaped claims from the review; times and `jti` from the (checked) token.
-fn claims(payload: &Map<String, Value>, reviewed: Reviewed, issuer: &str) -> Value {
+fn claims(payload: &Map<String, Value>, reviewed: Reviewed, issuer: &str) -> Map<String, Value> {
     let object = |(name, uid): (String, Option<String>)| json!({ "name": name, "uid": uid.unwrap_or_default() });
     let mut k8s = Map::new();
     k8s.insert("namespace".into(), reviewed.namespace.into());
@@ -235,5 +238,5 @@ fn claims(payload: &Map<String, Value>, reviewed: Reviewed, issuer: &str) -> Val
         }
     }
     claims.insert("kubernetes.io".into(), Value::Object(k8s));
-    Value::Object(claims)
+    claims
 }

@@ -341,15 +341,55 @@ impl Target {
         );
     }
 
-    /// The reason of the tenant's newest decision, which must be a denial.
-    pub async fn last_reason(&self) -> String {
+    /// Asserts the generic denial of `token` at identity `id`, refused before the identity was
+    /// looked up (malformed, or failing a check that needs no issuer) for the reason `reason`:
+    /// nothing is recorded in the tenant's log, exactly as for an identity that does not exist,
+    /// and the server's own log names the reason.
+    pub async fn assert_screened(&self, id: &str, token: &str, case: &str, reason: &str) {
+        let before = self.newest_decision_id().await;
+        let logged = self.server.log().len();
+        let (status, body) = self.exchange(id, token).await;
+        assert_generic(status, &body, case);
+        assert_eq!(
+            self.newest_decision_id().await,
+            before,
+            "{case}: a screened token was recorded"
+        );
+        // The log is read by another thread: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.server.log();
+            let new = &log[logged..];
+            if new.contains("exchange denied before lookup") && new.contains(reason) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{case}: the log does not say `{reason}`:\n{new}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The tenant's newest decision (`null`: none yet).
+    pub async fn newest_decision(&self) -> Value {
         let path = "/v1/tenants/acme/decisions?limit=1";
         let (status, log) = self
             .server
             .admin(Method::GET, path, Some(&self.tenant_key), None)
             .await;
         assert_eq!(status, 200, "{log}");
-        let newest = &log["decisions"][0];
+        log["decisions"][0].clone()
+    }
+
+    /// The id of the tenant's newest decision (0: none yet).
+    pub async fn newest_decision_id(&self) -> i64 {
+        self.newest_decision().await["id"].as_i64().unwrap_or(0)
+    }
+
+    /// The reason of the tenant's newest decision, which must be a denial.
+    pub async fn last_reason(&self) -> String {
+        let newest = self.newest_decision().await;
         assert_eq!(newest["allowed"], false, "{newest}");
         newest["reason"].as_str().unwrap_or_default().to_owned()
     }

@@ -77,14 +77,12 @@ async fn signature_tampering_is_refused() {
     );
     // Same header, other payload, original signature.
     let (_, signature) = token.rsplit_once('.').unwrap();
-    let forged = forge(
-        &key.header(),
-        &claims_with(
-            "sub",
-            Some(json!("system:serviceaccount:kube-system:admin")),
-        ),
-        signature,
+    let mut admin = claims_with(
+        "sub",
+        Some(json!("system:serviceaccount:kube-system:deployer")),
     );
+    admin["kubernetes.io"]["namespace"] = json!("kube-system");
+    let forged = forge(&key.header(), &admin, signature);
     assert_eq!(check(&issuer, &forged).await, Err(Signature));
     // Signed by another key with the same kid.
     let impostor = rsa();

@@ -126,6 +126,32 @@ async fn pod_and_node_come_from_the_token_when_the_review_has_no_extras() {
     assert_eq!(verified, claims());
 }
 
+/// A hostile API server vouching with control characters in what only it says (here a pod
+/// name for a token that names none): the claims it produced are refused like a token's own.
+#[tokio::test]
+async fn control_characters_in_a_review_answer_are_refused() {
+    let key = TestKey::rsa("cluster", Algorithm::RS256);
+    let server = TestServer::start(Value::Null).await;
+    let token = key.sign(&claims_with("kubernetes.io", None));
+    for (path, value) in [
+        (
+            ["user", "extra", "authentication.kubernetes.io/pod-name"],
+            json!(["api-1\nFAKE"]),
+        ),
+        (
+            ["user", "extra", "authentication.kubernetes.io/node-uid"],
+            json!(["n\u{1b}[2J"]),
+        ),
+    ] {
+        let hostile = answer_with(&path, value);
+        assert_eq!(
+            reviewed(&server, (StatusCode::CREATED, hostile), &token).await,
+            Err(VerifyError::ControlCharacter),
+            "{path:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn any_doubt_is_a_denial() {
     let key = TestKey::rsa("cluster", Algorithm::RS256);
