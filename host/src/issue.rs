@@ -4,6 +4,7 @@
 //! aws-lc-rs key pair (`jws.rs`, the same bytes `jsonwebtoken::encode` writes). A key's `kid` is its RFC 7638 JWK thumbprint, so the same key always gets
 //! the same `kid` wherever it is reloaded.
 
+mod algorithm;
 mod jwk;
 mod jws;
 mod keyring;
@@ -12,7 +13,8 @@ mod signer;
 #[cfg(test)]
 mod tests;
 
+pub use algorithm::{Algorithm, KeyError};
 pub use jwk::jwk_thumbprint;
 pub use keyring::KeyRing;
-pub use keys::{Algorithm, KeyError, SigningKey};
+pub use keys::SigningKey;
 pub use signer::{Signer, SignerError};

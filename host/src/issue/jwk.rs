@@ -1,6 +1,6 @@
 //! Public JWKs of the keys we generate, and their RFC 7638 thumbprints.
 
-use super::keys::{Algorithm, KeyError};
+use super::algorithm::{Algorithm, KeyError};
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
