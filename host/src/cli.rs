@@ -84,13 +84,15 @@ pub fn main() -> ExitCode {
     };
     init_tracing();
     match cli.command {
-        Command::Serve(mut args) => {
+        Command::Serve(args) => {
             let serve_matches = matches.subcommand_matches("serve").expect("serve matched");
-            if let Err(error) = args.merge_file(serve_matches) {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
+            match args.with_file(serve_matches) {
+                Ok(args) => serve::run(args),
+                Err(error) => {
+                    eprintln!("error: {:#}", anyhow::Error::new(error));
+                    ExitCode::from(2)
+                }
             }
-            serve::run(args)
         }
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),

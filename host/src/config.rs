@@ -1,6 +1,5 @@
 //! `tollgate serve` settings: flags, each with an environment variable and a documented default.
 
-use crate::api::{Rate, RateLimits};
 use crate::issue::Algorithm;
 use clap::Args;
 use std::net::SocketAddr;
@@ -122,100 +121,173 @@ impl ServeArgs {
     }
 }
 
-/// The same settings as a YAML file (`tollgate serve --config FILE`). Flags and environment
-/// variables win over the file; the file wins over defaults. Unknown keys are errors.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub public_url: Option<String>,
-    pub database: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub operator_key: Option<String>,
-    pub signing_alg: Option<Algorithm>,
-    pub key_rotation_seconds: Option<u64>,
-    pub leeway_seconds: Option<u64>,
-    pub max_token_lifetime_seconds: Option<u64>,
-    pub allow_insecure_issuers: Option<bool>,
-    pub policy_fuel: Option<u64>,
-    pub max_body_bytes: Option<usize>,
-    pub header_timeout_seconds: Option<u64>,
-    pub request_timeout_seconds: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub tenant_rate: Option<f64>,
-    pub tenant_burst: Option<u32>,
-    pub identity_rate: Option<f64>,
-    pub identity_burst: Option<u32>,
-    pub client_failure_rate: Option<f64>,
-    pub client_failure_burst: Option<u32>,
+/// A sustained rate and a burst. A rate of zero turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, refilled continuously.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period (at least 1).
+    pub burst: u32,
+}
+
+impl Rate {
+    /// No limit.
+    pub const OFF: Rate = Rate {
+        per_second: 0.0,
+        burst: 0,
+    };
+
+    pub(crate) fn enabled(self) -> bool {
+        self.per_second > 0.0
+    }
+
+    pub(crate) fn capacity(self) -> f64 {
+        f64::from(self.burst.max(1))
+    }
+}
+
+/// The limits of each family.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// Verified exchanges per tenant.
+    pub tenant: Rate,
+    /// Verified exchanges per identity.
+    pub identity: Rate,
+    /// Exchanges that fail verification, per client address.
+    pub client_failures: Rate,
+}
+
+impl RateLimits {
+    /// Everything off.
+    pub const OFF: RateLimits = RateLimits {
+        tenant: Rate::OFF,
+        identity: Rate::OFF,
+        client_failures: Rate::OFF,
+    };
 }
 
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file `{path}`: {source}")]
+    #[error("cannot read config file `{path}`")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("config file `{path}` is invalid: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config file `{path}` is not a YAML map of settings")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    #[error(
+        "config file `{path}`: unknown setting `{key}` (the settings are the flags of `tollgate serve --help`, in snake_case)"
+    )]
+    Unknown { path: PathBuf, key: String },
+    #[error("config file `{path}`: setting `{key}` must be a string, number or boolean")]
+    NotScalar { path: PathBuf, key: String },
+    #[error("config file `{path}`: {message}")]
+    Invalid { path: PathBuf, message: String },
 }
 
 impl ServeArgs {
-    /// Fills every setting that was left at its default from the `--config` file.
-    pub fn merge_file(&mut self, matches: &clap::ArgMatches) -> Result<(), ConfigError> {
+    /// The settings with the `--config` file as a layer under the flags and the environment
+    /// and over the defaults. The file's keys are the flags' names in snake_case; there is no
+    /// second list of settings to keep in step with the flags: each key is found among the
+    /// flags' ids, and the whole set is parsed again by clap, flags and environment included,
+    /// so a file value is checked exactly like the flag it stands for.
+    pub fn with_file(self, matches: &clap::ArgMatches) -> Result<ServeArgs, ConfigError> {
+        use clap::parser::ValueSource;
+        use clap::{ArgAction, CommandFactory, FromArgMatches};
         let Some(path) = self.config.clone() else {
-            return Ok(());
+            return Ok(self);
         };
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        let file: FileConfig = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let unset = |id: &str| {
-            !matches!(
-                matches.value_source(id),
-                Some(
-                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
-                )
-            )
-        };
-        macro_rules! take {
-            ($field:ident) => {
-                if let Some(value) = file.$field
-                    && unset(stringify!($field))
-                {
-                    self.$field = value.into();
+        let file: std::collections::BTreeMap<String, serde_yaml_ng::Value> =
+            serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        let command = ServeCommand::command();
+        let mut argv: Vec<std::ffi::OsString> = vec!["serve".into()];
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            let Some(long) = arg.get_long() else { continue };
+            let flag = matches!(arg.get_action(), ArgAction::SetTrue);
+            match matches.value_source(id) {
+                // Given as a flag: it stays one, above the file.
+                Some(ValueSource::CommandLine) if flag => argv.push(format!("--{long}").into()),
+                Some(ValueSource::CommandLine) => {
+                    for raw in matches.get_raw(id).into_iter().flatten() {
+                        let mut given = std::ffi::OsString::from(format!("--{long}="));
+                        given.push(raw);
+                        argv.push(given);
+                    }
                 }
-            };
+                // The environment is read again by the parse below, above the file.
+                Some(ValueSource::EnvVariable) => {}
+                _ => match file.get(id) {
+                    None => {}
+                    Some(serde_yaml_ng::Value::Bool(true)) if flag => {
+                        argv.push(format!("--{long}").into());
+                    }
+                    Some(serde_yaml_ng::Value::Bool(false)) if flag => {}
+                    Some(value) => {
+                        let value = match value {
+                            serde_yaml_ng::Value::String(s) => s.clone(),
+                            serde_yaml_ng::Value::Number(n) => n.to_string(),
+                            serde_yaml_ng::Value::Bool(b) => b.to_string(),
+                            _ => {
+                                return Err(ConfigError::NotScalar {
+                                    path,
+                                    key: id.to_owned(),
+                                });
+                            }
+                        };
+                        // `--name=value`, so that a negative number is not read as a flag.
+                        argv.push(format!("--{long}={value}").into());
+                    }
+                },
+            }
         }
-        take!(listen);
-        take!(public_url);
-        take!(database);
-        take!(data_dir);
-        take!(operator_key);
-        take!(signing_alg);
-        take!(key_rotation_seconds);
-        take!(leeway_seconds);
-        take!(max_token_lifetime_seconds);
-        take!(allow_insecure_issuers);
-        take!(policy_fuel);
-        take!(max_body_bytes);
-        take!(header_timeout_seconds);
-        take!(request_timeout_seconds);
-        take!(max_connections);
-        take!(tenant_rate);
-        take!(tenant_burst);
-        take!(identity_rate);
-        take!(identity_burst);
-        take!(client_failure_rate);
-        take!(client_failure_burst);
-        Ok(())
+        if let Some(key) = file.keys().find(|key| {
+            key.as_str() == "config"
+                || !command
+                    .get_arguments()
+                    .any(|arg| arg.get_id().as_str() == key.as_str())
+        }) {
+            return Err(ConfigError::Unknown {
+                path,
+                key: key.clone(),
+            });
+        }
+        let layered = command
+            .try_get_matches_from(argv)
+            .and_then(|m| ServeCommand::from_arg_matches(&m))
+            .map_err(|error| ConfigError::Invalid {
+                path: path.clone(),
+                message: error
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned(),
+            })?;
+        Ok(layered.serve)
     }
+}
+
+/// `ServeArgs` as a command of its own, to parse the layered settings again.
+#[derive(clap::Parser)]
+#[command(name = "serve")]
+struct ServeCommand {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[cfg(test)]
@@ -230,10 +302,13 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> ServeArgs {
+        try_parse(args).unwrap()
+    }
+
+    fn try_parse(args: &[&str]) -> Result<ServeArgs, ConfigError> {
         let matches = Wrapper::command().get_matches_from(args);
-        let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();
-        wrapper.serve.merge_file(&matches).unwrap();
-        wrapper.serve
+        let wrapper = Wrapper::from_arg_matches(&matches).unwrap();
+        wrapper.serve.with_file(&matches)
     }
 
     #[test]
@@ -262,26 +337,63 @@ mod tests {
         assert_eq!(args.header_timeout_seconds, 2);
         assert_eq!(
             args.rate_limits(),
-            crate::api::RateLimits {
-                tenant: crate::api::Rate {
+            RateLimits {
+                tenant: Rate {
                     per_second: 0.0,
                     burst: 400
                 },
-                identity: crate::api::Rate {
+                identity: Rate {
                     per_second: 0.0,
                     burst: 200
                 },
-                client_failures: crate::api::Rate {
+                client_failures: Rate {
                     per_second: 0.0,
                     burst: 1000
                 },
             }
         );
         std::fs::write(&path, "listn: 127.0.0.1:1\n").unwrap();
-        let matches = Wrapper::command().get_matches_from(["t", "--config", file]);
-        let mut wrapper = Wrapper::from_arg_matches(&matches).unwrap();
-        let error = wrapper.serve.merge_file(&matches).unwrap_err().to_string();
-        assert!(error.contains("unknown field `listn`"), "{error}");
+        let error = try_parse(&["t", "--config", file]).unwrap_err().to_string();
+        assert!(error.contains("unknown setting `listn`"), "{error}");
+        std::fs::write(&path, "leeway_seconds: soon\n").unwrap();
+        let error = try_parse(&["t", "--config", file]).unwrap_err().to_string();
+        assert!(error.contains("soon"), "{error}");
+        std::fs::write(&path, "max_connections: [1]\n").unwrap();
+        let error = try_parse(&["t", "--config", file]).unwrap_err().to_string();
+        assert!(error.contains("must be a string"), "{error}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Every flag can be set from the file: a setting added to `ServeArgs` is in the file too,
+    /// with no second list to forget it in.
+    #[test]
+    fn every_flag_is_a_file_setting() {
+        let path =
+            std::env::temp_dir().join(format!("tollgate-config-all-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            "public_url: https://sts.example\ndatabase: sqlite://x.db\ndata_dir: /tmp/d\n\
+             operator_key: k\nsigning_alg: EdDSA\nkey_rotation_seconds: 9\n\
+             max_token_lifetime_seconds: 8\npolicy_fuel: 7\nmax_body_bytes: 6\n\
+             request_timeout_seconds: 5\nmax_connections: 4\ntenant_burst: 3\n\
+             identity_rate: 2.5\nidentity_burst: 2\nclient_failure_burst: 1\n",
+        )
+        .unwrap();
+        let args = parse(&["t", "--config", path.to_str().unwrap()]);
+        assert_eq!(args.public_url.as_deref(), Some("https://sts.example"));
+        assert_eq!(args.database.as_deref(), Some("sqlite://x.db"));
+        assert_eq!(args.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(args.operator_key.as_deref(), Some("k"));
+        assert_eq!(args.signing_alg, Algorithm::EdDsa);
+        assert_eq!(
+            (args.key_rotation_seconds, args.max_token_lifetime_seconds),
+            (9, 8)
+        );
+        assert_eq!((args.policy_fuel, args.max_body_bytes), (7, 6));
+        assert_eq!((args.request_timeout_seconds, args.max_connections), (5, 4));
+        assert_eq!((args.tenant_burst, args.identity_burst), (3, 2));
+        assert_eq!(args.identity_rate, 2.5);
+        assert_eq!(args.client_failure_burst, 1);
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -31,6 +31,7 @@
 //! most [`MAX_KEYS`] buckets (a new key past that is not tracked: failing open beats letting
 //! an attacker who fills the table lock out every new caller).
 
+pub use crate::config::{Rate, RateLimits};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -41,51 +42,6 @@ pub const MAX_KEYS: usize = 65_536;
 
 /// The longest `Retry-After` given, whatever the configured rate.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
-
-/// A sustained rate and a burst. A rate of zero turns the limit off.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    /// Requests per second, refilled continuously.
-    pub per_second: f64,
-    /// Requests allowed at once after a quiet period (at least 1).
-    pub burst: u32,
-}
-
-impl Rate {
-    /// No limit.
-    pub const OFF: Rate = Rate {
-        per_second: 0.0,
-        burst: 0,
-    };
-
-    fn enabled(self) -> bool {
-        self.per_second > 0.0
-    }
-
-    fn capacity(self) -> f64 {
-        f64::from(self.burst.max(1))
-    }
-}
-
-/// The limits of each family.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimits {
-    /// Verified exchanges per tenant.
-    pub tenant: Rate,
-    /// Verified exchanges per identity.
-    pub identity: Rate,
-    /// Exchanges that fail verification, per client address.
-    pub client_failures: Rate,
-}
-
-impl RateLimits {
-    /// Everything off.
-    pub const OFF: RateLimits = RateLimits {
-        tenant: Rate::OFF,
-        identity: Rate::OFF,
-        client_failures: Rate::OFF,
-    };
-}
 
 /// What a request is charged to.
 #[derive(Debug, Clone, Default)]
