@@ -225,7 +225,7 @@ fn crypto_ceiling(
     validation.set_audience(&[audience]);
     validation.set_issuer(&[&issuer.url]);
     let signing =
-        SigningKey::generate(Algorithm::Es256, tollgate::dev::unix_now()).expect("signing key");
+        SigningKey::generate(Algorithm::Es256, tollgate::common::unix_now()).expect("signing key");
     let issued = issued_claims();
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);

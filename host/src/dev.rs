@@ -9,7 +9,7 @@ mod token;
 use crate::issue::KeyError;
 use std::path::PathBuf;
 
-pub use server::{DISCOVERY_PATH, JWKS_PATH, normalize_issuer, router, serve, shutdown_signal};
+pub use server::{DISCOVERY_PATH, JWKS_PATH, normalize_issuer, router, serve};
 pub use state::DevState;
 pub use token::{ServiceAccountToken, derived_uid};
 
@@ -55,11 +55,4 @@ pub enum DevError {
     /// The server failed.
     #[error("the dev issuer failed: {0}")]
     Serve(#[source] std::io::Error),
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

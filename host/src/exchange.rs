@@ -6,14 +6,18 @@
 //! Nothing here knows about HTTP: the `api` layer maps [`ExchangeError`] to responses that
 //! reveal no tenant, policy or pattern detail; the reason goes to the log and the audit record.
 
+use crate::common::{random_id, unix_now};
 use crate::issue::Signer;
-use crate::policy::{Decision, ExchangeContext, PolicyRegistry, build_request};
+use crate::policy::PolicyRegistry;
 use crate::store::{DecisionLog, DecisionRecord, IdentityRecord, Store, StoreError};
 use crate::verify::jwt::{self, Jws};
 use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+mod decide;
+
+pub use decide::{Decided, Granted};
 
 /// Claims of the issued token a policy may not set.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -76,6 +80,20 @@ pub enum ExchangeError {
     Internal(String),
 }
 
+impl ExchangeError {
+    /// The code the decision log records for a refusal that is not the policy's own.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownIdentity => "unknown-identity",
+            Self::InvalidToken(_) => "invalid-token",
+            Self::Denied { .. } => "denied",
+            Self::InvalidScope(_) => "invalid-scope",
+            Self::InvalidTarget => "invalid-target",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<StoreError> for ExchangeError {
     fn from(error: StoreError) -> Self {
         Self::Internal(error.to_string())
@@ -94,14 +112,6 @@ pub struct ExchangeService {
     pub public_url: String,
     /// Default fuel per decision.
     pub fuel: u64,
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// `tenants/{tenant}/identities/{id}` split, if the text has that shape.
@@ -252,7 +262,7 @@ impl ExchangeService {
             Err(error) => {
                 record.allowed = false;
                 if record.code.is_none() {
-                    record.code = Some(error_code(error).into());
+                    record.code = Some(error.code().into());
                 }
                 if record.reason.is_none() {
                     record.reason = Some(error.to_string());
@@ -272,113 +282,36 @@ impl ExchangeService {
         record: &mut DecisionRecord,
     ) -> Result<Issued, ExchangeError> {
         let claims = self.verify_token(identity, token, now).await?;
-        // Only a verified caller learns whether an audience exists for this identity.
-        let audience = self.pick_audience(identity, input.audience.as_deref())?;
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
-
-        let context = ExchangeContext {
-            tenant: identity.tenant.clone(),
-            identity: identity.id.clone(),
-            requested_audiences: vec![audience.clone()],
-            requested_scopes: input.scopes.clone(),
-            client_address: input.client_address.clone(),
-            now,
-        };
-        let request = build_request(&claims, context, identity.config.as_str())
-            .map_err(|e| ExchangeError::InvalidToken(format!("claims: {e}")))?;
-        let module = self
-            .policies
-            .get(&identity.tenant, &identity.policy)
-            .ok_or_else(|| {
-                ExchangeError::Internal(format!("policy `{}` is not loaded", identity.policy))
-            })?;
-        record.policy_digest = Some(module.info.digest.clone());
-        let started = Instant::now();
-        let evaluation = self.policies.engine().evaluate_with_fuel(
-            &module,
-            &request,
-            identity.fuel.unwrap_or(self.fuel),
-        );
-        crate::metrics::observe_decision(started.elapsed(), evaluation.fuel_used);
-        record.fuel_used = evaluation.fuel_used as i64;
-        let grant = match evaluation.decision {
-            Decision::Allow(grant) => grant,
-            Decision::Deny(denial) => {
-                record.code = Some(denial.code.clone());
-                record.reason = Some(denial.message.clone());
-                record.source = Some(format!("{:?}", denial.source).to_lowercase());
-                return Err(ExchangeError::Denied {
-                    code: denial.code,
-                    message: denial.message,
-                });
-            }
-        };
-
-        let scopes = intersect_scopes(&grant.scopes, &identity.scopes, &input.scopes)?;
-        let ttl = [
-            Some(identity.ttl_seconds),
-            grant.ttl_seconds,
-            Some(identity.max_ttl_seconds),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|t| *t > 0)
-        .min()
-        .unwrap_or(900);
-        let token = self.issued_claims(
-            identity,
-            &claims,
-            &audience,
-            &scopes,
-            &grant.claims,
-            &module.info.digest,
-            now,
-            ttl,
-        );
+        let decided = self.decide(identity, &claims, input, now);
+        decided.record_into(record);
+        if let Some(evaluation) = &decided.evaluation {
+            crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);
+        }
+        let granted = decided.outcome?;
+        let token = self.issued_claims(identity, &claims, &granted, now);
         let access_token = self
             .signer
             .sign(&token)
             .map_err(|e| ExchangeError::Internal(format!("signing: {e}")))?;
         Ok(Issued {
             access_token,
-            expires_in: ttl,
-            scopes,
-            audience,
+            expires_in: granted.ttl,
+            scopes: granted.scopes,
+            audience: granted.audience,
             max_ttl: identity.max_ttl_seconds,
         })
     }
 
-    fn pick_audience(
-        &self,
-        identity: &IdentityRecord,
-        requested: Option<&str>,
-    ) -> Result<String, ExchangeError> {
-        match (requested, identity.token_audiences.first()) {
-            (Some(want), _) if identity.token_audiences.iter().any(|a| a == want) => {
-                Ok(want.to_owned())
-            }
-            (Some(_), _) => Err(ExchangeError::InvalidTarget),
-            (None, Some(first)) => Ok(first.clone()),
-            (None, None) => Ok(identity_name(identity)),
-        }
-    }
-
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one place that assembles the issued token"
-    )]
+    /// The issued token's claims: the server's own, and the policy's extra ones under them.
     fn issued_claims(
         &self,
         identity: &IdentityRecord,
         subject: &Value,
-        audience: &str,
-        scopes: &[String],
-        extra: &[(String, Value)],
-        digest: &str,
+        granted: &Granted,
         now: i64,
-        ttl: u32,
     ) -> Value {
         let k8s = subject.get("kubernetes.io");
         let name = |kind: &str| {
@@ -389,16 +322,16 @@ impl ExchangeService {
         let fixed = json!({
             "iss": self.public_url,
             "sub": identity_name(identity),
-            "aud": audience,
-            "scope": scopes.join(" "),
+            "aud": granted.audience,
+            "scope": granted.scopes.join(" "),
             "iat": now,
             "nbf": now,
-            "exp": now + i64::from(ttl),
+            "exp": now + i64::from(granted.ttl),
             "jti": random_id(),
             "act": { "iss": subject.get("iss"), "sub": subject.get("sub") },
             "tenant": identity.tenant,
             "identity": identity.uid,
-            "policy": digest,
+            "policy": granted.policy_digest,
             "kubernetes": {
                 "namespace": k8s.and_then(|k| k.get("namespace")),
                 "service_account": name("serviceaccount"),
@@ -406,7 +339,7 @@ impl ExchangeService {
                 "node": name("node"),
             },
         });
-        merge_claims(extra, fixed)
+        merge_claims(&granted.claims, fixed)
     }
 }
 
@@ -424,52 +357,8 @@ fn merge_claims(extra: &[(String, Value)], fixed: Value) -> Value {
     Value::Object(token)
 }
 
-/// Scopes the policy granted, limited to the identity's, narrowed to what was requested.
-fn intersect_scopes(
-    granted: &[String],
-    allowed: &[String],
-    requested: &[String],
-) -> Result<Vec<String>, ExchangeError> {
-    let effective: Vec<String> = granted
-        .iter()
-        .filter(|s| allowed.contains(s))
-        .cloned()
-        .collect();
-    if requested.is_empty() {
-        return Ok(effective);
-    }
-    let mut narrowed: Vec<String> = Vec::with_capacity(requested.len());
-    for scope in requested {
-        if !effective.contains(scope) {
-            return Err(ExchangeError::InvalidScope(scope.clone()));
-        }
-        if !narrowed.contains(scope) {
-            narrowed.push(scope.clone());
-        }
-    }
-    Ok(narrowed)
-}
-
 fn invalid_token(error: VerifyError) -> ExchangeError {
     ExchangeError::InvalidToken(format!("{}: {error}", error.code()))
-}
-
-fn error_code(error: &ExchangeError) -> &'static str {
-    match error {
-        ExchangeError::UnknownIdentity => "unknown-identity",
-        ExchangeError::InvalidToken(_) => "invalid-token",
-        ExchangeError::Denied { .. } => "denied",
-        ExchangeError::InvalidScope(_) => "invalid-scope",
-        ExchangeError::InvalidTarget => "invalid-target",
-        ExchangeError::Internal(_) => "internal",
-    }
-}
-
-/// A random 128-bit identifier, hex.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system random generator");
-    hex::encode(bytes)
 }
 
 #[cfg(test)]
@@ -532,28 +421,5 @@ mod tests {
             Err(ExchangeError::InvalidTarget)
         ));
         assert!(answer(Ok(issued), Ok(())).is_ok());
-    }
-
-    #[test]
-    fn scopes_are_intersected_and_narrowed() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let granted = s(&["a", "b", "evil"]);
-        let allowed = s(&["a", "b", "c"]);
-        assert_eq!(
-            intersect_scopes(&granted, &allowed, &[]).unwrap(),
-            s(&["a", "b"])
-        );
-        assert_eq!(
-            intersect_scopes(&granted, &allowed, &s(&["b"])).unwrap(),
-            s(&["b"])
-        );
-        assert!(matches!(
-            intersect_scopes(&granted, &allowed, &s(&["evil"])),
-            Err(ExchangeError::InvalidScope(_))
-        ));
-        assert!(matches!(
-            intersect_scopes(&granted, &allowed, &s(&["c"])),
-            Err(ExchangeError::InvalidScope(_))
-        ));
     }
 }

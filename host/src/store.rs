@@ -25,7 +25,7 @@ mod tenants;
 mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cache::ReadCache;
 use futures::TryStreamExt;
@@ -285,12 +285,7 @@ async fn passive_checkpoint(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .try_get(1)
 }
 
-/// The current time in Unix seconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use crate::common::unix_now as now;
 
 /// `bytes` random bytes from the system generator, hex-encoded.
 fn random_hex(bytes: usize) -> Result<String, StoreError> {

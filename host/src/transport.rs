@@ -1,6 +1,9 @@
 //! The accept loop: HTTP/1.1 connections served by hyper with the transport limits axum's
 //! `serve` cannot set — a deadline for the request head (slowloris), a cap on open
-//! connections — and graceful shutdown that lets in-flight requests finish.
+//! connections, a bounded first request head (`head.rs`) — and graceful shutdown that lets
+//! in-flight requests finish.
+
+mod head;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -70,7 +73,7 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             tower_service::Service::call(&mut app.clone(), request)
         });
-        let stream = super::head::FirstHead::new(stream);
+        let stream = head::FirstHead::new(stream);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

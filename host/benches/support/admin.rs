@@ -144,7 +144,7 @@ pub fn subject_token(issuer: &Issuer, audience: &str, pod: &str) -> String {
         node: Some("pool-a-1".into()),
         audiences: vec![audience.into()],
         ttl_seconds: 3600,
-        issued_at: tollgate::dev::unix_now(),
+        issued_at: tollgate::common::unix_now(),
         uid_seed: "bench".into(),
     }
     .mint(issuer.keys.current())

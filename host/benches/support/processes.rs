@@ -52,7 +52,7 @@ impl Issuer {
     pub fn start(state_dir: &Path) -> Issuer {
         // The key is created here first so that the issuer serves the key tokens are minted with.
         let keys = DevState::new(state_dir)
-            .load_or_create(tollgate::dev::unix_now())
+            .load_or_create(tollgate::common::unix_now())
             .expect("dev issuer keys");
         let mut child = tollgate()
             .args(["dev", "issuer", "--listen", "127.0.0.1:0", "--state-dir"])

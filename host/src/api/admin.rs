@@ -3,9 +3,9 @@
 
 use super::auth::Principal;
 use super::{ApiError, AppState};
-use crate::exchange::identity_name;
+use crate::exchange::{Decided, ExchangeError, ExchangeInput, ExchangeService, identity_name};
 use crate::policy::limits::MAX_FUEL;
-use crate::policy::{BUILTIN_RULES, Decision, ExchangeContext, LoadError, build_request};
+use crate::policy::{BUILTIN_RULES, LoadError};
 use crate::store::{IdentityRecord, IssuerRecord, PolicyConfig, generate_api_key};
 use crate::verify::{IssuerConfig, IssuerSource};
 use axum::body::Bytes;
@@ -169,7 +169,7 @@ async fn put_issuer(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     // Validate early: a pasted key set that has already expired would only ever deny.
     if let IssuerSource::StaticJwks { expires_at, .. } = &config.source
-        && *expires_at <= crate::exchange::unix_now()
+        && *expires_at <= crate::common::unix_now()
     {
         return Err(ApiError::unprocessable(
             "static `expires_at` is in the past",
@@ -449,15 +449,23 @@ async fn delete_identity(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SimulateBody {
-    /// A subject token, verified as an exchange would.
+    /// A subject token, screened and verified as an exchange would.
     token: Option<String>,
-    /// Or claims as if verified (a dry run of the policy alone).
+    /// Or claims as if verified (a dry run of everything after verification).
     claims: Option<Value>,
+    /// Requested scopes, as `scope` of an exchange.
     #[serde(default)]
     scopes: Vec<String>,
+    /// Requested audience, as `resource` (or `aud`) of an exchange.
+    audience: Option<String>,
+    /// The address the exchange would come from.
+    client_address: Option<String>,
     now: Option<i64>,
 }
 
+/// A dry run of an exchange: verification (for a token), then exactly the exchange's decision
+/// ([`ExchangeService::decide`](crate::exchange::ExchangeService::decide)), answered field by
+/// field as the exchange would issue it or record its refusal.
 async fn simulate(
     State(state): State<AppState>,
     who: Principal,
@@ -472,14 +480,22 @@ async fn simulate(
         .get_identity(&tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("identity `{id}`")))?;
-    let now = simulation.now.unwrap_or_else(crate::exchange::unix_now);
+    let now = simulation.now.unwrap_or_else(crate::common::unix_now);
+    let input = ExchangeInput {
+        identity: identity_name(&identity),
+        subject_token: simulation.token.clone().unwrap_or_default(),
+        scopes: simulation.scopes,
+        audience: simulation.audience,
+        client_address: simulation.client_address,
+    };
     let claims = match (simulation.token, simulation.claims) {
         (Some(token), None) => match verify_simulated(exchange, &identity, &token, now).await {
             Ok(claims) => claims,
             Err(error) => {
-                return Ok(Json(
-                    json!({"decision": "deny", "stage": "verify", "reasons": [error.to_string()]}),
-                ));
+                return Ok(Json(json!({
+                    "decision": "deny", "stage": "verify", "code": error.code(),
+                    "reasons": [error.to_string()],
+                })));
             }
         },
         (None, Some(mut claims)) => {
@@ -494,44 +510,50 @@ async fn simulate(
             ));
         }
     };
-    let context = ExchangeContext {
-        tenant: tenant.clone(),
-        identity: id.clone(),
-        requested_scopes: simulation.scopes,
-        now,
-        ..Default::default()
+    let decided = exchange.decide(&identity, &claims, &input, now);
+    Ok(Json(simulation_view(decided)))
+}
+
+/// What a simulation answers: the decision, where it was made, and what would be issued or
+/// recorded.
+fn simulation_view(decided: Decided) -> Value {
+    let mut view = match &decided.outcome {
+        Ok(granted) => json!({
+            "decision": "allow", "stage": "grant", "reasons": [],
+            "audience": granted.audience, "scopes": granted.scopes,
+            "ttl_seconds": granted.ttl, "claims": granted.claims,
+        }),
+        Err(error) => {
+            let mut record = crate::store::DecisionRecord::default();
+            decided.record_into(&mut record);
+            let stage = match (&decided.evaluation, error) {
+                (None, _) => "request",
+                (Some(_), ExchangeError::Denied { .. }) => "policy",
+                (Some(_), _) => "grant",
+            };
+            let code = record.code.unwrap_or_else(|| error.code().to_owned());
+            let reason = record.reason.unwrap_or_else(|| error.to_string());
+            json!({
+                "decision": "deny", "stage": stage, "code": code,
+                "reasons": [format!("{code}: {reason}")],
+            })
+        }
     };
-    let request = build_request(&claims, context, identity.config.as_str())
-        .map_err(|e| ApiError::unprocessable(format!("claims: {e}")))?;
-    let module = exchange
-        .policies
-        .get(&tenant, &identity.policy)
-        .ok_or_else(|| ApiError::internal(format!("policy `{}` not loaded", identity.policy)))?;
-    let engine = exchange.policies.engine().clone();
-    let fuel = identity.fuel.unwrap_or(exchange.fuel);
-    let evaluation =
-        tokio::task::spawn_blocking(move || engine.evaluate_with_fuel(&module, &request, fuel))
-            .await
-            .map_err(ApiError::internal)?;
-    let reasons: Vec<String> = match &evaluation.decision {
-        Decision::Allow(_) => Vec::new(),
-        Decision::Deny(denial) => vec![format!("{}: {}", denial.code, denial.message)],
-    };
-    Ok(Json(json!({
-        "stage": "policy",
-        "evaluation": evaluation,
-        "reasons": reasons,
-    })))
+    view["policy_digest"] = json!(decided.policy_digest);
+    if let Some(evaluation) = decided.evaluation {
+        view["evaluation"] = json!(evaluation);
+    }
+    view
 }
 
 /// The exchange's own screening and verification of a simulated token.
 async fn verify_simulated(
-    exchange: &crate::exchange::ExchangeService,
+    exchange: &ExchangeService,
     identity: &IdentityRecord,
     token: &str,
     now: i64,
-) -> Result<Value, crate::exchange::ExchangeError> {
-    let token = crate::exchange::ExchangeService::screen_token(token)?;
+) -> Result<Value, ExchangeError> {
+    let token = ExchangeService::screen_token(token)?;
     exchange.verify_token(identity, token, now).await
 }
 

@@ -109,7 +109,7 @@ async fn token(
         "scope": issued.scopes.join(" "),
     });
     if ibm {
-        body["expiration"] = json!(crate::exchange::unix_now() + i64::from(issued.expires_in));
+        body["expiration"] = json!(crate::common::unix_now() + i64::from(issued.expires_in));
     }
     Ok(no_store(Json(body)))
 }

@@ -1,8 +1,9 @@
 //! `tollgate dev`: a local issuer and ServiceAccount tokens for trying Tollgate without a cluster.
 
+use crate::common::{shutdown_signal, unix_now};
 use crate::dev::{
     DISCOVERY_PATH, DevError, DevState, JWKS_PATH, ServiceAccountToken, normalize_issuer, router,
-    serve, shutdown_signal, unix_now,
+    serve,
 };
 use clap::{Args, Subcommand};
 use std::io::Write;

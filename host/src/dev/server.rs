@@ -108,38 +108,6 @@ pub async fn serve(
         .map_err(DevError::Serve)
 }
 
-/// Completes on Ctrl-C or, on Unix, SIGTERM. On Unix the handlers are installed by this call,
-/// not when the future is first polled: call it before announcing that the process listens,
-/// or a signal sent right after the announcement kills the process instead of stopping it.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt()).ok();
-        let terminate = signal(SignalKind::terminate()).ok();
-        async move {
-            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
-                match stream {
-                    Some(mut stream) => {
-                        stream.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = wait(interrupt) => {}
-                () = wait(terminate) => {}
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@ use super::bindings::TrustPolicyPre;
 use super::sandbox::SandboxState;
 use super::wasi::ALLOWED_INTERFACES;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,10 +84,7 @@ pub struct PolicyModule {
     pub info: ModuleInfo,
 }
 
-/// `sha256:<hex>` of a module's bytes: its address in the store and the artifact cache.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+pub use crate::common::digest;
 
 /// Checks the 8-byte preamble: components and core modules share the magic, not the layer.
 pub fn check_preamble(bytes: &[u8]) -> Result<(), LoadError> {

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{PolicyMeta, PolicyRecord, Store, StoreError, get_int, now, to_bigint};
-use crate::policy::module::digest as digest_of;
+use crate::common::digest as digest_of;
 
 const META_COLUMNS: &str = "tenant, digest, name, size, uploaded_at";
 

@@ -81,28 +81,22 @@ pub async fn simulate(
         show::json(&answer);
         return Ok(());
     }
+    // What the exchange would issue or record, as the server decided it.
     let evaluation = &answer["evaluation"];
-    let decision = answer["decision"]
-        .as_str()
-        .or_else(|| evaluation["decision"].as_str())
-        .unwrap_or("unknown");
+    let decision = show::text(&answer, "decision");
     println!("decision  {decision}");
     println!("stage     {}", show::text(&answer, "stage"));
-    if evaluation.is_object() {
-        if decision == "deny" {
-            println!("code      {}", show::text(evaluation, "code"));
-            println!("source    {}", show::text(evaluation, "source"));
-        } else {
-            println!("scopes    {}", show::list(evaluation, "scopes"));
-            let ttl = match evaluation["ttl_seconds"].as_u64() {
-                Some(ttl) => format!("{ttl} s"),
-                None => "the identity's".into(),
-            };
-            println!("ttl       {ttl}");
-            if let Some(claims) = evaluation["claims"].as_array().filter(|c| !c.is_empty()) {
-                println!("claims    {}", Value::Array(claims.clone()));
-            }
+    if decision == "deny" {
+        println!("code      {}", show::text(&answer, "code"));
+    } else {
+        println!("audience  {}", show::text(&answer, "audience"));
+        println!("scopes    {}", show::list(&answer, "scopes"));
+        println!("ttl       {} s", show::text(&answer, "ttl_seconds"));
+        if let Some(claims) = answer["claims"].as_array().filter(|c| !c.is_empty()) {
+            println!("claims    {}", Value::Array(claims.clone()));
         }
+    }
+    if evaluation.is_object() {
         println!("fuel      {}", show::text(evaluation, "fuel_used"));
     }
     for reason in answer["reasons"].as_array().into_iter().flatten() {

@@ -1,7 +1,7 @@
 //! Identities and their opaque unique ids.
 
 use super::{identity, tenant_with_issuer};
-use crate::policy::module::digest;
+use crate::common::digest;
 use crate::store::{Backend, IdentityRecord, Store, StoreError};
 
 on_each_backend!(

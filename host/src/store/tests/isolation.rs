@@ -1,7 +1,7 @@
 //! Tenant B never sees, changes or references tenant A's records, even under equal names.
 
 use super::{identity, issuer, tenant_with_issuer};
-use crate::policy::module::digest;
+use crate::common::digest;
 use crate::store::{DecisionRecord, Store, StoreError};
 
 on_each_backend!(same_names_stay_apart, no_references_across_tenants);

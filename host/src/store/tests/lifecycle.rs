@@ -1,7 +1,7 @@
 //! Opening, reopening and sharing the store.
 
 use super::{TempDir, identity, sqlite_store, tenant_with_issuer};
-use crate::policy::module::digest;
+use crate::common::digest;
 use crate::store::{
     Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, checkpoint, generate_api_key,
     hash_api_key, passive_checkpoint,

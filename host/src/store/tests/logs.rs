@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::policy::module::digest;
+use crate::common::digest;
 use crate::store::{
     DecisionLog, DecisionRecord, MAX_DECISION_PAGE, SigningKeyRecord, Store, StoreError,
 };

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{identity, issuer};
-use crate::policy::module::digest;
+use crate::common::digest;
 use crate::store::{Store, StoreError, generate_api_key, hash_api_key};
 
 on_each_backend!(tenants, api_keys, issuers, policies, ping);

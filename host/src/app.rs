@@ -1,0 +1,220 @@
+//! The composition root: every part of `tollgate serve` (store, policy engine and registry,
+//! verifier, signer, decision log, rate limiter, router and background tasks) built from its
+//! settings, in one place that the `serve` command and the tests both call.
+
+use crate::api::{self, AppState, RateLimiter};
+use crate::common::unix_now;
+use crate::config::ServeArgs;
+use crate::exchange::ExchangeService;
+use crate::issue::Signer;
+use crate::policy::{Limits, PolicyEngine, PolicyRegistry};
+use crate::store::{DecisionLog, Store, generate_api_key, hash_api_key};
+use crate::transport::{self, Transport};
+use crate::verify::{Verifier, VerifySettings};
+use anyhow::Context;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A built server: the router and the background tasks that keep it (key rotation, cache
+/// warm-up, rate-limit eviction). The tasks stop when the `App` is dropped.
+pub struct App {
+    pub router: Router,
+    /// The public URL (`iss` of issued tokens), without a trailing slash.
+    pub public_url: String,
+    /// What the handlers share (for tests that look behind the HTTP surface).
+    pub state: AppState,
+    transport: Transport,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl App {
+    /// Builds everything `settings` describe. `local` is the address the server listens on:
+    /// the public URL when none is configured.
+    pub async fn build(settings: &ServeArgs, local: SocketAddr) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory `{}`",
+                settings.data_dir.display()
+            )
+        })?;
+        let store = Store::open(&settings.database_url())
+            .await
+            .context("cannot open the store")?;
+
+        let fuel = settings.policy_fuel.min(crate::policy::limits::MAX_FUEL);
+        let limits = Limits {
+            fuel,
+            ..Limits::default()
+        };
+        let engine =
+            PolicyEngine::new(limits)?.with_artifact_cache(&settings.data_dir.join("artifacts"))?;
+        let registry = Arc::new(
+            PolicyRegistry::new(Arc::new(engine)).context("cannot load the built-in policies")?,
+        );
+        load_policies(&store, &registry).await?;
+
+        let verifier = Verifier::new(VerifySettings {
+            leeway: Duration::from_secs(settings.leeway_seconds),
+            max_lifetime: Duration::from_secs(settings.max_token_lifetime_seconds),
+            allow_insecure: settings.allow_insecure_issuers,
+            ..VerifySettings::default()
+        })?;
+        let rotate_every = Duration::from_secs(settings.key_rotation_seconds);
+        let signer = Arc::new(
+            Signer::load(
+                store.clone(),
+                settings.signing_alg,
+                rotate_every,
+                unix_now(),
+            )
+            .await?,
+        );
+        bootstrap_operator_key(&store, settings.operator_key.as_deref()).await?;
+
+        let public_url = match &settings.public_url {
+            Some(_) => settings.public_url(),
+            None => format!("http://{local}"),
+        };
+        let exchange = Arc::new(ExchangeService {
+            decisions: DecisionLog::start(store.clone()),
+            store,
+            verifier,
+            policies: registry,
+            signer: signer.clone(),
+            public_url: public_url.clone(),
+            fuel,
+        });
+        let limiter = Arc::new(RateLimiter::new(settings.rate_limits()));
+        let tasks = vec![
+            tokio::spawn(rotate_keys(signer)),
+            tokio::spawn(warm_cache(exchange.store.clone())),
+            tokio::spawn(evict_idle(limiter.clone())),
+        ];
+        let state = AppState { exchange, limiter };
+        let limits = api::RequestLimits {
+            max_body: settings.max_body_bytes,
+            exchange_deadline: Duration::from_secs(settings.request_timeout_seconds.max(1)),
+        };
+        let transport = Transport {
+            header_timeout: Duration::from_secs(settings.header_timeout_seconds.max(1)),
+            max_connections: (settings.max_connections > 0).then_some(settings.max_connections),
+        };
+        Ok(App {
+            router: api::router(state.clone(), limits),
+            public_url,
+            state,
+            transport,
+            tasks,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains open connections.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        transport::serve(listener, self.router.clone(), self.transport, shutdown).await
+    }
+}
+
+/// Fills the store's read cache in the background: the server is ready before it is done.
+async fn warm_cache(store: Store) {
+    let started = std::time::Instant::now();
+    match store.warm_cache().await {
+        Ok(identities) => {
+            tracing::info!(identities, elapsed = ?started.elapsed(), "identity cache warmed")
+        }
+        Err(error) => tracing::warn!(%error, "could not warm the identity cache"),
+    }
+}
+
+/// Loads every uploaded module (from the artifact cache when it can) before serving.
+async fn load_policies(store: &Store, registry: &Arc<PolicyRegistry>) -> anyhow::Result<()> {
+    let policies = store.all_policies().await?;
+    let count = policies.len();
+    for policy in policies {
+        let (tenant, digest) = (policy.tenant.clone(), policy.digest.clone());
+        let size = usize::try_from(policy.size).unwrap_or(usize::MAX);
+        let cached = registry.clone();
+        // The artifact alone when it is cached; the module's bytes only when it must compile.
+        let loaded = match tokio::task::spawn_blocking(move || {
+            cached.load_cached(&policy.tenant, &policy.digest, size)
+        })
+        .await?
+        {
+            Some(loaded) => loaded.map(drop),
+            None => match store.get_policy(&tenant, &digest).await? {
+                Some(record) => {
+                    let registry = registry.clone();
+                    let owner = tenant.clone();
+                    tokio::task::spawn_blocking(move || {
+                        registry.load(&owner, &record.bytes).map(drop)
+                    })
+                    .await?
+                }
+                None => continue,
+            },
+        };
+        if let Err(error) = loaded {
+            tracing::error!(%tenant, %digest, %error, "stored policy no longer loads");
+        }
+    }
+    tracing::info!(count, "policy modules loaded");
+    Ok(())
+}
+
+/// Makes sure an operator key exists: the configured one, or a new one printed once.
+async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
+    match configured {
+        Some(secret) => {
+            let hash = hash_api_key(secret);
+            if store.find_api_key(&hash).await?.is_none() {
+                store
+                    .create_api_key(None, &hash, "configured operator key")
+                    .await?;
+            }
+        }
+        None if store.count_operator_keys().await? == 0 => {
+            let (secret, hash) = generate_api_key()?;
+            store
+                .create_api_key(None, &hash, "generated operator key")
+                .await?;
+            eprintln!("generated operator API key (shown once, keep it): {secret}");
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn rotate_keys(signer: Arc<Signer>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(error) = signer.rotate_if_due(unix_now()).await {
+            tracing::error!(%error, "signing key rotation failed");
+        }
+    }
+}
+
+/// Forgets rate-limit state of keys that went quiet, so memory follows active callers only.
+async fn evict_idle(limiter: Arc<RateLimiter>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        limiter.evict_idle();
+    }
+}

@@ -1,0 +1,217 @@
+//! Everything after verification that decides what an exchange issues: the audience, the policy
+//! request (with the real client address), the policy, the scope intersection and the ttl. The
+//! exchange and the admin API's simulate both call [`ExchangeService::decide`], so a simulation
+//! answers exactly what the exchange would issue, field by field.
+
+use super::{ExchangeError, ExchangeInput, ExchangeService, identity_name};
+use crate::policy::{Decision, Evaluation, ExchangeContext, build_request};
+use crate::store::{DecisionRecord, IdentityRecord};
+use serde_json::Value;
+
+/// The ttl when neither the identity nor the policy names one.
+const DEFAULT_TTL: u32 = 900;
+
+/// What [`ExchangeService::decide`] found.
+#[derive(Debug)]
+pub struct Decided {
+    /// The digest of the policy that ran (absent when the policy never ran).
+    pub policy_digest: Option<String>,
+    /// The policy's own answer, with fuel and logs (absent when it never ran).
+    pub evaluation: Option<Evaluation>,
+    /// What would be issued, or why nothing is.
+    pub outcome: Result<Granted, ExchangeError>,
+}
+
+/// What an allowed exchange issues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Granted {
+    pub audience: String,
+    /// The policy's grant within the identity's scopes, narrowed to the requested ones.
+    pub scopes: Vec<String>,
+    /// The smallest of the identity's ttl, the policy's and the identity's max ttl.
+    pub ttl: u32,
+    /// Extra claims the policy asked for (reserved ones are dropped when the token is built).
+    pub claims: Vec<(String, Value)>,
+    pub policy_digest: String,
+}
+
+impl Decided {
+    fn refused(error: ExchangeError) -> Self {
+        Self {
+            policy_digest: None,
+            evaluation: None,
+            outcome: Err(error),
+        }
+    }
+
+    /// Writes what the decision log keeps of it: the policy, its fuel, and a policy's or the
+    /// sandbox's denial with its code and source (other refusals get theirs from the error).
+    pub fn record_into(&self, record: &mut DecisionRecord) {
+        record.policy_digest.clone_from(&self.policy_digest);
+        if let Some(evaluation) = &self.evaluation {
+            record.fuel_used = i64::try_from(evaluation.fuel_used).unwrap_or(i64::MAX);
+            if let Decision::Deny(denial) = &evaluation.decision {
+                record.code = Some(denial.code.clone());
+                record.reason = Some(denial.message.clone());
+                record.source = Some(format!("{:?}", denial.source).to_lowercase());
+            }
+        }
+    }
+}
+
+impl ExchangeService {
+    /// Decides, for verified `claims`, what the exchange `input` asks of `identity` would issue.
+    pub fn decide(
+        &self,
+        identity: &IdentityRecord,
+        claims: &Value,
+        input: &ExchangeInput,
+        now: i64,
+    ) -> Decided {
+        // Only a verified caller learns whether an audience exists for this identity.
+        let audience = match pick_audience(identity, input.audience.as_deref()) {
+            Ok(audience) => audience,
+            Err(error) => return Decided::refused(error),
+        };
+        let context = ExchangeContext {
+            tenant: identity.tenant.clone(),
+            identity: identity.id.clone(),
+            requested_audiences: vec![audience.clone()],
+            requested_scopes: input.scopes.clone(),
+            client_address: input.client_address.clone(),
+            now,
+        };
+        let request = match build_request(claims, context, identity.config.as_str()) {
+            Ok(request) => request,
+            Err(e) => {
+                return Decided::refused(ExchangeError::InvalidToken(format!("claims: {e}")));
+            }
+        };
+        let Some(module) = self.policies.get(&identity.tenant, &identity.policy) else {
+            return Decided::refused(ExchangeError::Internal(format!(
+                "policy `{}` is not loaded",
+                identity.policy
+            )));
+        };
+        let evaluation = self.policies.engine().evaluate_with_fuel(
+            &module,
+            &request,
+            identity.fuel.unwrap_or(self.fuel),
+        );
+        let digest = module.info.digest.clone();
+        let outcome = match &evaluation.decision {
+            Decision::Deny(denial) => Err(ExchangeError::Denied {
+                code: denial.code.clone(),
+                message: denial.message.clone(),
+            }),
+            Decision::Allow(grant) => {
+                intersect_scopes(&grant.scopes, &identity.scopes, &input.scopes).map(|scopes| {
+                    Granted {
+                        audience,
+                        scopes,
+                        ttl: ttl(
+                            identity.ttl_seconds,
+                            identity.max_ttl_seconds,
+                            grant.ttl_seconds,
+                        ),
+                        claims: grant.claims.clone(),
+                        policy_digest: digest.clone(),
+                    }
+                })
+            }
+        };
+        Decided {
+            policy_digest: Some(digest),
+            evaluation: Some(evaluation),
+            outcome,
+        }
+    }
+}
+
+/// The requested audience if the identity has it, else its first, else its own name.
+fn pick_audience(
+    identity: &IdentityRecord,
+    requested: Option<&str>,
+) -> Result<String, ExchangeError> {
+    match (requested, identity.token_audiences.first()) {
+        (Some(want), _) if identity.token_audiences.iter().any(|a| a == want) => {
+            Ok(want.to_owned())
+        }
+        (Some(_), _) => Err(ExchangeError::InvalidTarget),
+        (None, Some(first)) => Ok(first.clone()),
+        (None, None) => Ok(identity_name(identity)),
+    }
+}
+
+/// The smallest of the identity's ttl, its max ttl and the policy's (0: not set).
+fn ttl(identity: u32, max: u32, policy: Option<u32>) -> u32 {
+    [Some(identity), policy, Some(max)]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > 0)
+        .min()
+        .unwrap_or(DEFAULT_TTL)
+}
+
+/// Scopes the policy granted, limited to the identity's, narrowed to what was requested.
+fn intersect_scopes(
+    granted: &[String],
+    allowed: &[String],
+    requested: &[String],
+) -> Result<Vec<String>, ExchangeError> {
+    let effective: Vec<String> = granted
+        .iter()
+        .filter(|s| allowed.contains(s))
+        .cloned()
+        .collect();
+    if requested.is_empty() {
+        return Ok(effective);
+    }
+    let mut narrowed: Vec<String> = Vec::with_capacity(requested.len());
+    for scope in requested {
+        if !effective.contains(scope) {
+            return Err(ExchangeError::InvalidScope(scope.clone()));
+        }
+        if !narrowed.contains(scope) {
+            narrowed.push(scope.clone());
+        }
+    }
+    Ok(narrowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_intersected_and_narrowed() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let granted = s(&["a", "b", "evil"]);
+        let allowed = s(&["a", "b", "c"]);
+        assert_eq!(
+            intersect_scopes(&granted, &allowed, &[]).unwrap(),
+            s(&["a", "b"])
+        );
+        assert_eq!(
+            intersect_scopes(&granted, &allowed, &s(&["b"])).unwrap(),
+            s(&["b"])
+        );
+        assert!(matches!(
+            intersect_scopes(&granted, &allowed, &s(&["evil"])),
+            Err(ExchangeError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            intersect_scopes(&granted, &allowed, &s(&["c"])),
+            Err(ExchangeError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn ttl_is_the_smallest_bound() {
+        assert_eq!(ttl(600, 3600, None), 600);
+        assert_eq!(ttl(600, 3600, Some(5000)), 600);
+        assert_eq!(ttl(600, 3600, Some(60)), 60);
+        assert_eq!(ttl(600, 3600, Some(0)), 600);
+        assert_eq!(ttl(0, 0, None), DEFAULT_TTL);
+    }
+}
