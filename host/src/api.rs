@@ -144,22 +144,9 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
         }
         Err(RunError::Limited(retry_after)) => Err(OAuthError::rate_limited(retry_after)),
         Err(RunError::Exchange(error)) => {
-            state.limiter.charge(&keys, verified(&error));
+            state.limiter.charge(&keys, error.after_verification());
             Err(error.into())
         }
-    }
-}
-
-/// Whether the subject token had verified when the exchange failed: everything refused after
-/// verification (policy, scope, audience) was asked by a holder of a valid token.
-fn verified(error: &ExchangeError) -> bool {
-    match error {
-        ExchangeError::Denied { .. }
-        | ExchangeError::InvalidScope(_)
-        | ExchangeError::InvalidTarget => true,
-        ExchangeError::UnknownIdentity
-        | ExchangeError::InvalidToken(_)
-        | ExchangeError::Internal(_) => false,
     }
 }
 

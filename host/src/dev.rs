@@ -17,12 +17,12 @@ pub use token::{ServiceAccountToken, derived_uid};
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     /// A file in the state directory could not be read or written.
-    #[error("cannot access `{path}`: {source}")]
+    #[error("cannot access `{path}`: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// A file in the state directory does not parse.
     #[error("`{path}` is corrupt: {reason}")]
@@ -54,5 +54,5 @@ pub enum DevError {
     Random,
     /// The server failed.
     #[error("the dev issuer failed: {0}")]
-    Serve(#[source] std::io::Error),
+    Serve(std::io::Error),
 }

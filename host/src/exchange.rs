@@ -11,13 +11,15 @@ use crate::issue::Signer;
 use crate::policy::PolicyRegistry;
 use crate::store::{DecisionLog, DecisionRecord, IdentityRecord, Store, StoreError};
 use crate::verify::jwt::{self, Jws};
-use crate::verify::{IssuerConfig, IssuerSource, Verifier, VerifyError};
+use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 mod decide;
+mod error;
 
 pub use decide::{Decided, Granted};
+pub use error::{ExchangeError, Failure, TokenRejection};
 
 /// Claims of the issued token a policy may not set.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -63,43 +65,6 @@ pub struct Issued {
     pub max_ttl: u32,
 }
 
-/// Why an exchange failed. Only the kind reaches the caller; the detail goes to the log.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("unknown identity")]
-    UnknownIdentity,
-    #[error("subject token rejected: {0}")]
-    InvalidToken(String),
-    #[error("policy denied: {code}: {message}")]
-    Denied { code: String, message: String },
-    #[error("requested scope not granted: `{0}`")]
-    InvalidScope(String),
-    #[error("requested audience is not one of the identity's")]
-    InvalidTarget,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ExchangeError {
-    /// The code the decision log records for a refusal that is not the policy's own.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownIdentity => "unknown-identity",
-            Self::InvalidToken(_) => "invalid-token",
-            Self::Denied { .. } => "denied",
-            Self::InvalidScope(_) => "invalid-scope",
-            Self::InvalidTarget => "invalid-target",
-            Self::Internal(_) => "internal",
-        }
-    }
-}
-
-impl From<StoreError> for ExchangeError {
-    fn from(error: StoreError) -> Self {
-        Self::Internal(error.to_string())
-    }
-}
-
 /// Runs exchanges. Cheap to share behind an `Arc`.
 pub struct ExchangeService {
     pub store: Store,
@@ -135,9 +100,7 @@ fn answer(
     };
     tracing::error!(%error, "could not record a decision");
     match result {
-        Ok(_) => Err(ExchangeError::Internal(format!(
-            "the decision record was not committed: {error}"
-        ))),
+        Ok(_) => Err(Failure::NotRecorded(error).into()),
         refused => refused,
     }
 }
@@ -178,7 +141,7 @@ impl ExchangeService {
     /// need no issuer). Done before the identity is looked up, so a malformed token is refused
     /// by the same work whether or not the identity it names exists (no lookup, no record).
     pub fn screen_token(token: &str) -> Result<Jws<'_>, ExchangeError> {
-        jwt::parse(token).map_err(invalid_token)
+        Ok(jwt::parse(token)?)
     }
 
     /// Step 2: the subject token's verified claims.
@@ -192,14 +155,9 @@ impl ExchangeService {
             .store
             .get_issuer(&identity.tenant, &identity.issuer)
             .await?
-            .ok_or_else(|| {
-                ExchangeError::Internal(format!(
-                    "identity's issuer `{}` is missing",
-                    identity.issuer
-                ))
-            })?;
-        let source: IssuerSource = serde_json::from_value(record.source)
-            .map_err(|e| ExchangeError::Internal(format!("stored issuer source: {e}")))?;
+            .ok_or_else(|| Failure::MissingIssuer(identity.issuer.clone()))?;
+        let source: IssuerSource =
+            serde_json::from_value(record.source).map_err(Failure::IssuerSource)?;
         let issuer = IssuerConfig {
             cache_key: format!("{}/{}", identity.tenant, identity.issuer),
             issuer_url: record.issuer_url,
@@ -218,13 +176,10 @@ impl ExchangeService {
         let claims = self
             .verifier
             .verify_parsed(&issuer, token, &accepted, now)
-            .await
-            .map_err(invalid_token)?;
+            .await?;
         // Tollgate's own tokens are access tokens, never subject tokens.
         if claims.get("iss").and_then(Value::as_str) == Some(self.public_url.as_str()) {
-            return Err(ExchangeError::InvalidToken(
-                "token was issued by this server".into(),
-            ));
+            return Err(ExchangeError::InvalidToken(TokenRejection::OwnToken));
         }
         Ok(claims)
     }
@@ -292,10 +247,7 @@ impl ExchangeService {
         }
         let granted = decided.outcome?;
         let token = self.issued_claims(identity, &claims, &granted, now);
-        let access_token = self
-            .signer
-            .sign(&token)
-            .map_err(|e| ExchangeError::Internal(format!("signing: {e}")))?;
+        let access_token = self.signer.sign(&token).map_err(Failure::Signing)?;
         Ok(Issued {
             access_token,
             expires_in: granted.ttl,
@@ -355,10 +307,6 @@ fn merge_claims(extra: &[(String, Value)], fixed: Value) -> Value {
         token.extend(fixed);
     }
     Value::Object(token)
-}
-
-fn invalid_token(error: VerifyError) -> ExchangeError {
-    ExchangeError::InvalidToken(format!("{}: {error}", error.code()))
 }
 
 #[cfg(test)]

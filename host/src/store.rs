@@ -211,9 +211,9 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         if let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::CreateDir {
                 path: dir.display().to_string(),
-                source,
+                cause,
             })?;
         }
     }

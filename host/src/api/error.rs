@@ -114,8 +114,8 @@ impl From<ExchangeError> for OAuthError {
                 description: "the requested audience is not available for this identity",
                 retry_after: None,
             },
-            ExchangeError::Internal(detail) => {
-                tracing::error!(%detail, "exchange failed");
+            ExchangeError::Internal(failure) => {
+                tracing::error!(%failure, "exchange failed");
                 Self {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     code: "server_error",

@@ -66,7 +66,7 @@ impl DevState {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(DevError::Io { path, source }),
+            Err(cause) => return Err(DevError::Io { path, cause }),
         };
         let corrupt = |reason: String| DevError::Corrupt {
             path: path.clone(),
@@ -138,7 +138,7 @@ impl DevState {
                     reason: e.to_string(),
                 }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(DevError::Io { path, source }),
+            Err(cause) => Err(DevError::Io { path, cause }),
         }
     }
 
@@ -167,7 +167,7 @@ impl DevState {
     fn write_file(&self, path: &Path, contents: &[u8], replace: bool) -> Result<(), DevError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| DevError::Io { path, source }
+            move |cause| DevError::Io { path, cause }
         };
         create_private_dir(&self.dir).map_err(io(&self.dir))?;
         let temp = self.dir.join(format!(

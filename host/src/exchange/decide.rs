@@ -3,7 +3,9 @@
 //! exchange and the admin API's simulate both call [`ExchangeService::decide`], so a simulation
 //! answers exactly what the exchange would issue, field by field.
 
-use super::{ExchangeError, ExchangeInput, ExchangeService, identity_name};
+use super::{
+    ExchangeError, ExchangeInput, ExchangeService, Failure, TokenRejection, identity_name,
+};
 use crate::policy::{Decision, Evaluation, ExchangeContext, build_request};
 use crate::store::{DecisionRecord, IdentityRecord};
 use serde_json::Value;
@@ -84,14 +86,11 @@ impl ExchangeService {
         let request = match build_request(claims, context, identity.config.as_str()) {
             Ok(request) => request,
             Err(e) => {
-                return Decided::refused(ExchangeError::InvalidToken(format!("claims: {e}")));
+                return Decided::refused(ExchangeError::InvalidToken(TokenRejection::Claims(e)));
             }
         };
         let Some(module) = self.policies.get(&identity.tenant, &identity.policy) else {
-            return Decided::refused(ExchangeError::Internal(format!(
-                "policy `{}` is not loaded",
-                identity.policy
-            )));
+            return Decided::refused(Failure::PolicyNotLoaded(identity.policy.clone()).into());
         };
         let evaluation = self.policies.engine().evaluate_with_fuel(
             &module,

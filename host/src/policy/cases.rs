@@ -81,10 +81,10 @@ pub enum Expect {
 /// Why a cases file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CasesError {
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{path}`: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("`{path}` is not a valid cases file: {message}")]
     Parse { path: PathBuf, message: String },
@@ -95,9 +95,9 @@ pub enum CasesError {
 impl CaseFile {
     /// Reads and parses a cases file; errors name the line.
     pub fn load(path: &Path) -> Result<Self, CasesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CasesError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| CasesError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         serde_yaml_ng::from_str(&text).map_err(|e| CasesError::Parse {
             path: path.to_owned(),

@@ -54,7 +54,13 @@ pub enum LoadError {
     #[error("module does not implement the `{WORLD}` world: {0}")]
     WrongWorld(String),
     #[error("artifact cache: {0}")]
-    Cache(#[from] std::io::Error),
+    Cache(std::io::Error),
+}
+
+impl From<std::io::Error> for LoadError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Cache(error)
+    }
 }
 
 /// What `tollgate policy check` reports about a module.

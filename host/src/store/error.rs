@@ -18,12 +18,12 @@ pub enum StoreError {
     #[error("unsupported database url scheme `{0}` (use `sqlite:` or `postgres:`)")]
     UnsupportedUrl(String),
     /// The directory for a SQLite file could not be created.
-    #[error("cannot create the database directory `{path}`: {source}")]
+    #[error("cannot create the database directory `{path}`: {cause}")]
     CreateDir {
         /// The directory.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`: printed once).
+        cause: std::io::Error,
     },
     /// A stored value no longer decodes (hand-edited or written by a newer version).
     #[error("stored {what} is corrupt: {reason}")]
@@ -38,10 +38,24 @@ pub enum StoreError {
     Random,
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+// By hand rather than `#[from]`, which would also make the cause the `source()` of an error
+// whose message already holds it, and a chain printer would say it twice.
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(error)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
 }
 
 impl StoreError {

@@ -56,9 +56,9 @@ pub async fn fetch_keys(
     let body = fetcher
         .get(&discovery_url(issuer_url))
         .await
-        .map_err(|source| VerifyError::Fetch {
+        .map_err(|cause| VerifyError::Fetch {
             what: "discovery document",
-            source,
+            cause,
         })?;
     let doc = strict_json::parse_object(&body).map_err(|e| {
         VerifyError::Discovery(match e {
@@ -82,9 +82,9 @@ pub async fn fetch_keys(
     let body = fetcher
         .get(jwks_uri)
         .await
-        .map_err(|source| VerifyError::Fetch {
+        .map_err(|cause| VerifyError::Fetch {
             what: "key set",
-            source,
+            cause,
         })?;
     KeySet::from_bytes(&body)
 }

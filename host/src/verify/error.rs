@@ -66,10 +66,10 @@ pub enum VerifyError {
     NoUsableKeys,
     #[error("discovery document is invalid: {0}")]
     Discovery(String),
-    #[error("fetching the {what} failed: {source}")]
+    #[error("fetching the {what} failed: {cause}")]
     Fetch {
         what: &'static str,
-        source: FetchError,
+        cause: FetchError,
     },
     #[error("token review failed: {0}")]
     TokenReview(String),

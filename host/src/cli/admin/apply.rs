@@ -94,7 +94,7 @@ pub async fn run(client: &Client, format: Format, args: Args) -> Result<(), Admi
         if let Err(error) = apply(client, document, &mut uploaded, &mut progress).await {
             result = Err(AdminError::Apply {
                 document: format!("{origin}: {}", document.label()),
-                source: Box::new(error),
+                cause: Box::new(error),
                 applied: progress.summary(),
             });
             break;

@@ -23,10 +23,10 @@ pub enum AdminError {
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
     /// A failure while applying a file: which document, why, and what was applied before it.
-    #[error("{document}: {source}\n{applied}")]
+    #[error("{document}: {cause}\n{applied}")]
     Apply {
         document: String,
-        source: Box<AdminError>,
+        cause: Box<AdminError>,
         applied: String,
     },
 }
@@ -36,7 +36,7 @@ impl AdminError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Input(_) => 2,
-            Self::Apply { source, .. } => source.exit_code(),
+            Self::Apply { cause, .. } => cause.exit_code(),
             _ => 1,
         }
     }

@@ -247,7 +247,7 @@ async fn unreachable_issuer_without_cached_keys_is_a_fetch_error() {
             matches!(
                 result,
                 Err(VerifyError::Fetch {
-                    source: FetchError::Status(502),
+                    cause: FetchError::Status(502),
                     ..
                 })
             ),
@@ -290,7 +290,7 @@ async fn strict_mode_refuses_a_loopback_issuer_before_any_request() {
         matches!(
             result,
             Err(VerifyError::Fetch {
-                source: FetchError::Url(UrlErrorKind::ForbiddenAddress { .. }),
+                cause: FetchError::Url(UrlErrorKind::ForbiddenAddress { .. }),
                 ..
             })
         ),
