@@ -4,9 +4,7 @@
 //! Run: `cargo bench -p tollgate --bench decision` (builds the policy for wasm32-wasip2 itself).
 //! Prints p50/p99/mean per decision for both and the ratios against the targets.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: the bench uses part of it")]
-mod fixtures;
+use tollgate_tests::fixtures;
 
 use serde_json::{Value, json};
 use std::hint::black_box;

@@ -1,44 +1,23 @@
-//! Shared by `attack_tokens.rs` and `attack_jwks.rs`: keys made in the test, tokens forged by
-//! hand (any header, any payload text, any signature bytes), a loopback OIDC issuer whose key
-//! sets the test writes and which counts every request it receives, and a tenant wired to it on
-//! a real `tollgate serve`.
+//! Attacks need keys of the test's own and tokens forged by hand (any header, any payload
+//! text, any signature bytes), a loopback OIDC key server whose key sets the test writes and
+//! which counts every request it receives, and a tenant wired to it on a running server.
 
-#![allow(dead_code, reason = "each attack file uses part of these helpers")]
-
-pub use crate::server_support::assert_generic;
-use crate::server_support::{Server, TempDir};
+pub use crate::jwt::{b64, forge, now, payload, with_kid};
+pub use crate::server::assert_generic;
+use crate::server::{DevIssuer, Server, Tenant, quickstart_identity};
+use crate::temp::TempDir;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// `header.payload.signature` from JSON texts and a signature segment written by hand.
-pub fn forge(header: &str, payload: &str, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        b64(header.as_bytes()),
-        b64(payload.as_bytes())
-    )
-}
 
 /// A signing key of the test and its public JWK.
 pub struct TestKey {
@@ -290,10 +269,7 @@ impl Target {
 
     /// PUTs the tenant's issuer `name`: (status, body).
     pub async fn put_issuer(&self, name: &str, body: Value) -> (u16, Value) {
-        let path = format!("/v1/tenants/acme/issuers/{name}");
-        self.server
-            .admin(Method::PUT, &path, Some(&self.tenant_key), Some(body))
-            .await
+        put_issuer(&self.server, "acme", &self.tenant_key, name, body).await
     }
 
     /// PUTs identity `id` trusting `issuer`, granting `registry.pull` to namespace `prod`.
@@ -393,4 +369,94 @@ impl Target {
         assert_eq!(newest["allowed"], false, "{newest}");
         newest["reason"].as_str().unwrap_or_default().to_owned()
     }
+}
+
+/// PUTs issuer `name` of `tenant` with `body`: (status, answer).
+pub async fn put_issuer(
+    server: &Server,
+    tenant: &str,
+    key: &str,
+    name: &str,
+    body: Value,
+) -> (u16, Value) {
+    let path = format!("/v1/tenants/{tenant}/issuers/{name}");
+    server
+        .admin(Method::PUT, &path, Some(key), Some(body))
+        .await
+}
+
+/// Registers `url` as discovery issuer `name` and binds the quickstart identity `name` to it.
+pub async fn bind(server: &Server, tenant: &str, key: &str, name: &str, url: &str) {
+    let (status, body) = put_issuer(server, tenant, key, name, json!({"issuer_url": url})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut identity = quickstart_identity();
+    identity["issuer"] = json!(name);
+    let (status, body) = server.put_identity(tenant, name, key, identity).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The newest decision of `tenant`.
+pub async fn last_decision(server: &Server, tenant: &str, key: &str) -> Value {
+    let path = format!("/v1/tenants/{tenant}/decisions?limit=1");
+    let (status, log) = server.admin(Method::GET, &path, Some(key), None).await;
+    assert_eq!(status, 200, "{log}");
+    log["decisions"][0].clone()
+}
+
+/// A cluster: a dev issuer's keys, for a double to serve; its tokens name any `iss`.
+pub struct Cluster {
+    pub issuer: DevIssuer,
+    pub state: TempDir,
+    pub jwks: Value,
+}
+
+impl Cluster {
+    pub async fn start(name: &str) -> Cluster {
+        let state = TempDir::new(name);
+        let issuer = DevIssuer::start(state.path());
+        let jwks = reqwest::get(format!("{}/openid/v1/jwks", issuer.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Cluster {
+            issuer,
+            state,
+            jwks,
+        }
+    }
+
+    /// A prod/deployer token bound to pod `api-1`, for `audience`, with `iss` = `issuer`.
+    pub fn token(&self, issuer: &str, audience: &str) -> String {
+        let args = ["--audience", audience, "-n", "prod", "-s", "deployer"];
+        let mut args = args.to_vec();
+        args.extend(["--pod", "api-1", "--issuer", issuer]);
+        crate::cluster::dev_token(self.state.path(), &args)
+    }
+}
+
+/// Uploads the hostile fixture for `tenant`: its digest.
+pub async fn upload_hostile(server: &Server, tenant: &Tenant) -> String {
+    let (status, body) = server
+        .upload_policy(
+            &tenant.name,
+            &tenant.key,
+            crate::fixtures::module("hostile"),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["digest"].as_str().unwrap().to_owned()
+}
+
+/// Binds identity `hostile` of `tenant` to the hostile policy in `mode`.
+pub async fn bind_hostile(server: &Server, tenant: &Tenant, digest: &str, mode: &str) {
+    let mut identity = quickstart_identity();
+    identity["policy"] = json!(digest);
+    identity["config"] = json!({"mode": mode});
+    let (status, body) = server
+        .put_identity(&tenant.name, "hostile", &tenant.key, identity)
+        .await;
+    assert_eq!(status, 200, "{mode}: {body}");
 }

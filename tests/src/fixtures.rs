@@ -2,6 +2,8 @@
 //!
 //! They are built for `wasm32-wasip2` into `target/fixtures`, a target directory of their own,
 //! so building them from inside `cargo test` never waits on the lock of the running build.
+//! `tests/run.sh` builds the policies into the same directory first (and runs `policy test` on
+//! those builds), so a test run compiles each module once.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,11 +38,23 @@ fn build_all() {
     BUILT.get_or_init(|| {
         // `rules` is `no_std`: built on its own so no other crate's `std` features unify into it.
         cargo(&["build", "-p", "rules"]);
-        for policy in ["team-scopes", "fresh-pod-pool", "pod-claims"] {
+        for policy in rust_policies().iter().filter(|p| p.as_str() != "rules") {
             cargo(&["build", "-p", policy]);
         }
         cargo(&["build", "--manifest-path", "tests/fixtures/Cargo.toml"]);
     });
+}
+
+/// The Rust policies under `policies/` (those with a `Cargo.toml`), by package name.
+pub fn rust_policies() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("policies"))
+        .expect("policies/")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("Cargo.toml").exists())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The path of a built module, such as `rules` or `hostile`.

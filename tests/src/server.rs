@@ -1,19 +1,22 @@
-//! Shared by the `server*` end-to-end tests: the real `tollgate` binary as processes on
-//! loopback (a dev issuer and the exchange server, each killed when dropped), temp dirs, and
-//! small HTTP helpers over reqwest.
+//! The exchange server under test, on loopback: built in this process by the same composition
+//! root `tollgate serve` uses ([`App::build`]), or, for what needs one (signals, restart, a
+//! resident-memory reading), as a real `tollgate serve` process. Both answer on a real port, so
+//! the HTTP helpers below serve either.
 
-#![allow(dead_code, reason = "each test file uses part of these helpers")]
-
+use crate::process::{self, Child};
+use clap::Parser;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tollgate::app::App;
+use tollgate::config::ServeArgs;
+
+pub use crate::cluster::{DevIssuer, dev_token};
+pub use crate::temp::TempDir;
 
 /// The operator key every test server starts with.
 pub const OPERATOR_KEY: &str = "e2e-operator-secret";
@@ -23,112 +26,36 @@ pub const CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
 /// The one description every "cannot exchange" denial carries.
 pub const GENERIC_DENIAL: &str = "the subject token cannot be exchanged for the requested identity";
 
-/// A fresh directory, removed when dropped.
-pub struct TempDir(pub PathBuf);
+/// How long a server may take to start on a loaded machine.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tollgate-e2e-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `tollgate dev issuer` on port 0, killed when dropped (also when a test fails).
-pub struct DevIssuer {
-    child: Child,
-    // Kept open: the issuer prints to stdout when it stops.
-    _stdout: BufReader<ChildStdout>,
-    pub url: String,
-    pub state_dir: PathBuf,
-}
-
-impl DevIssuer {
-    pub fn start(state_dir: &Path) -> DevIssuer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["dev", "issuer", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the dev issuer");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let url = loop {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "dev issuer exited early"
-            );
-            if let Some(rest) = line.trim().strip_prefix("issuer ") {
-                break rest.trim().to_owned();
-            }
-        };
-        DevIssuer {
-            child,
-            _stdout: stdout,
-            url,
-            state_dir: state_dir.to_owned(),
-        }
-    }
-
-    /// A ServiceAccount token for `namespace`/`service_account` in pod `api-1`, for
-    /// `audience`; `extra` adds `dev token` flags.
-    pub fn token(
-        &self,
-        audience: &str,
-        namespace: &str,
-        service_account: &str,
-        extra: &[&str],
-    ) -> String {
-        let mut args = vec!["--audience", audience, "-n", namespace];
-        args.extend(["-s", service_account, "--pod", "api-1"]);
-        args.extend_from_slice(extra);
-        dev_token(&self.state_dir, &args)
-    }
-}
-
-/// `tollgate dev token --state-dir STATE ARGS`: the printed token.
-pub fn dev_token(state_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["dev", "token", "--state-dir"])
-        .arg(state_dir)
-        .args(args)
-        .output()
-        .expect("run dev token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-impl Drop for DevIssuer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `tollgate serve` on port 0 with [`OPERATOR_KEY`], killed when dropped.
+/// A running exchange server on 127.0.0.1 with [`OPERATOR_KEY`], stopped when dropped.
 pub struct Server {
-    child: Child,
     /// The public URL, which is the real bound address.
     pub url: String,
     log: Arc<Mutex<String>>,
     pub http: reqwest::Client,
+    backend: Backend,
+    /// The data directory, when the server owns it.
+    _data: Option<TempDir>,
+}
+
+enum Backend {
+    /// Built by `App::build` in this process, on a runtime of its own.
+    InProcess {
+        runtime: Option<tokio::runtime::Runtime>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+    },
+    /// `tollgate serve` as a child process.
+    Process(Child),
+}
+
+/// `tollgate serve` flags, parsed as the binary parses them.
+#[derive(Parser)]
+#[command(name = "serve")]
+struct ServeCommand {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 impl Server {
@@ -137,57 +64,97 @@ impl Server {
         Server::start_with(data_dir, &["--allow-insecure-issuers"])
     }
 
-    /// A server started with exactly these extra `serve` flags.
+    /// An in-process server started with exactly these extra `serve` flags.
     pub fn start_with(data_dir: &Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(flags)
-            .args(["--operator-key", OPERATOR_KEY, "--data-dir"])
-            .arg(data_dir)
-            .env_remove("TOLLGATE_PUBLIC_URL")
-            .env_remove("TOLLGATE_DATABASE")
-            .env("TOLLGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tollgate serve");
-        // Drained for the whole run: a full pipe would block the server's logging.
+        let args = ServeCommand::try_parse_from(serve_argv(data_dir, flags))
+            .unwrap_or_else(|e| panic!("bad serve flags {flags:?}: {e}"))
+            .serve;
         let log = Arc::new(Mutex::new(String::new()));
-        let (ready, listening) = mpsc::channel();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Some(rest) = line.trim().strip_prefix("tollgate listening on ") {
-                    let _ = ready.send(rest.to_owned());
+        let dispatch = crate::logs::dispatch(log.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(move || {
+                // Every thread of this server logs into its own buffer, as a process would.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            })
+            .build()
+            .expect("a runtime for the server");
+        let (ready, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            let built = async {
+                let listener = tokio::net::TcpListener::bind(args.listen).await?;
+                let local = listener.local_addr()?;
+                let app = App::build(&args, local).await?;
+                anyhow::Ok((listener, app))
+            }
+            .await;
+            match built {
+                Ok((listener, app)) => {
+                    let _ = ready.send(Ok(app.public_url.clone()));
+                    let _ = app
+                        .serve(listener, async {
+                            let _ = stopped.await;
+                        })
+                        .await;
                 }
-                sink.lock().unwrap().push_str(&line);
-                line.clear();
+                Err(error) => {
+                    let _ = ready.send(Err(format!("{error:#}")));
+                }
             }
         });
-        let Ok(line) = listening.recv_timeout(Duration::from_secs(120)) else {
-            let _ = child.kill();
-            panic!("server did not start:\n{}", log.lock().unwrap());
+        let url = match started.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(url)) => url,
+            Ok(Err(error)) => panic!("server did not start: {error}"),
+            Err(_) => panic!("server did not start in time:\n{}", log.lock().unwrap()),
         };
+        Server {
+            url,
+            log,
+            http: client(),
+            backend: Backend::InProcess {
+                runtime: Some(runtime),
+                stop: Some(stop),
+            },
+            _data: None,
+        }
+    }
+
+    /// An in-process server (loopback issuers allowed) on a data directory of its own.
+    pub fn start_fresh() -> Server {
+        let data = TempDir::new("server");
+        let mut server = Server::start(data.path());
+        server._data = Some(data);
+        server
+    }
+
+    /// A real `tollgate serve` process started with exactly these extra flags: for what needs
+    /// a process (signals, a restart, its resident memory).
+    pub fn process_with(data_dir: &Path, flags: &[&str]) -> Server {
+        let argv = serve_argv(data_dir, flags);
+        let (child, line) = process::spawn(&argv[..], process::Watch::Stderr, |line| {
+            line.strip_prefix("tollgate listening on ")
+                .map(str::to_owned)
+        });
         // "http://127.0.0.1:PORT (public URL http://127.0.0.1:PORT)"
         let url = line
             .split_once("(public URL ")
             .and_then(|(_, rest)| rest.strip_suffix(')'))
             .unwrap_or_else(|| panic!("unexpected listening line: {line}"))
             .to_owned();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .no_proxy()
-            .build()
-            .unwrap();
         Server {
-            child,
             url,
-            log,
-            http,
+            log: child.log.clone(),
+            http: client(),
+            backend: Backend::Process(child),
+            _data: None,
         }
+    }
+
+    /// A real process with `--allow-insecure-issuers`.
+    pub fn process(data_dir: &Path) -> Server {
+        Server::process_with(data_dir, &["--allow-insecure-issuers"])
     }
 
     /// What the server logged so far (for failure messages).
@@ -195,22 +162,34 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// The server's process id (to send it signals).
+    /// The server's process id (to send it signals); a process server only.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.backend {
+            Backend::Process(child) => child.id(),
+            Backend::InProcess { .. } => panic!("an in-process server has no process of its own"),
+        }
     }
 
-    /// Waits up to `timeout` for the process to exit on its own: its exit status, or `None`
-    /// while it still runs.
+    /// Waits up to `timeout` for a process server to exit on its own: its exit status, or
+    /// `None` while it still runs.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match &mut self.backend {
+            Backend::Process(child) => child.wait_exit(timeout),
+            Backend::InProcess { .. } => panic!("an in-process server has no process of its own"),
         }
-        None
+    }
+
+    /// Stops the server: a process is killed, an in-process server's tasks are dropped.
+    pub fn kill(&mut self) {
+        match &mut self.backend {
+            Backend::Process(child) => child.kill(),
+            Backend::InProcess { runtime, stop } => {
+                drop(stop.take());
+                if let Some(runtime) = runtime.take() {
+                    runtime.shutdown_background();
+                }
+            }
+        }
     }
 
     /// `{url}/tenants/{tenant}`: the audience subject tokens need by default.
@@ -281,6 +260,14 @@ impl Server {
     ) -> (u16, Value) {
         let path = format!("/v1/tenants/{tenant}/identities/{id}");
         self.admin(Method::PUT, &path, Some(key), Some(body)).await
+    }
+
+    /// The tenant's decision log, newest first (up to 500).
+    pub async fn decisions(&self, tenant: &str, key: &str) -> Vec<Value> {
+        let path = format!("/v1/tenants/{tenant}/decisions?limit=500");
+        let (status, body) = self.admin(Method::GET, &path, Some(key), None).await;
+        assert_eq!(status, 200, "{body}");
+        body["decisions"].as_array().unwrap().clone()
     }
 
     /// Uploads a policy module with `content_type`: (status, body).
@@ -372,9 +359,32 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// `serve --listen 127.0.0.1:0 FLAGS --operator-key OPERATOR_KEY --data-dir DIR`.
+fn serve_argv(data_dir: &Path, flags: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["serve", "--listen", "127.0.0.1:0"]
+        .map(String::from)
+        .into();
+    argv.extend(flags.iter().map(|f| f.to_string()));
+    argv.extend([
+        "--operator-key".into(),
+        OPERATOR_KEY.into(),
+        "--data-dir".into(),
+    ]);
+    argv.push(data_dir.to_str().expect("a UTF-8 path").to_owned());
+    argv
+}
+
+/// The HTTP client of the tests: no proxy (a test talks to loopback only).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 /// The kids of a key set, in order.

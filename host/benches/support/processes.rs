@@ -1,91 +1,37 @@
 //! The processes a bench runs against: the dev issuer and `tollgate serve`, on loopback,
 //! killed when dropped.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use tollgate::dev::DevState;
 use tollgate::issue::KeyRing;
+use tollgate_tests::process::{self, Child, Watch};
+pub use tollgate_tests::temp::TempDir;
 
 /// The operator key every bench server starts with.
 pub const OPERATOR_KEY: &str = "tg_bench_operator_key_0123456789abcdef";
 
-/// The `tollgate` binary Cargo built for this bench.
-pub fn tollgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-}
-
-/// A directory removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("tollgate-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `tollgate dev issuer`: a cluster's OIDC issuer, with its keys readable here for minting.
+/// A cluster's OIDC issuer (the test kit's, in this process: it serves its key set once per
+/// server, which then caches it), with its keys readable here for minting.
 pub struct Issuer {
-    child: Child,
+    _issuer: tollgate_tests::cluster::DevIssuer,
     pub url: String,
     pub keys: KeyRing,
 }
 
 impl Issuer {
     pub fn start(state_dir: &Path) -> Issuer {
-        // The key is created here first so that the issuer serves the key tokens are minted with.
+        let issuer = tollgate_tests::cluster::DevIssuer::start(state_dir);
         let keys = DevState::new(state_dir)
-            .load_or_create(tollgate::common::unix_now())
-            .expect("dev issuer keys");
-        let mut child = tollgate()
-            .args(["dev", "issuer", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the dev issuer");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        let url = loop {
-            line.clear();
-            assert!(
-                stdout
-                    .read_line(&mut line)
-                    .expect("read the issuer's output")
-                    > 0,
-                "dev issuer exited early"
-            );
-            if let Some(rest) = line.trim().strip_prefix("issuer ") {
-                break rest.trim().to_owned();
-            }
-        };
-        // Keep draining: the issuer prints when it stops.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Issuer { child, url, keys }
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .load()
+            .expect("dev issuer keys")
+            .expect("the issuer created its keys");
+        Issuer {
+            url: issuer.url.clone(),
+            _issuer: issuer,
+            keys,
+        }
     }
 }
 
@@ -94,7 +40,6 @@ pub struct Server {
     child: Child,
     pub url: String,
     pub addr: String,
-    log: Arc<Mutex<String>>,
     data_dir: PathBuf,
 }
 
@@ -107,54 +52,31 @@ impl Server {
     /// As [`Server::start`], on a given address (to restart where the tokens point).
     pub fn start_on(data_dir: &Path, listen: &str) -> (Server, Duration) {
         let started = Instant::now();
-        let mut child = tollgate()
-            .args(["serve", "--listen", listen, "--allow-insecure-issuers"])
-            .args([
-                "--tenant-rate",
-                "0",
-                "--identity-rate",
-                "0",
-                "--client-failure-rate",
-                "0",
-            ])
-            .args(["--operator-key", OPERATOR_KEY, "--data-dir"])
-            .arg(data_dir)
-            .env_remove("TOLLGATE_PUBLIC_URL")
-            .env_remove("TOLLGATE_DATABASE")
-            .env("TOLLGATE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tollgate serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready, listening) = mpsc::channel();
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Some(rest) = line.trim().strip_prefix("tollgate listening on http://") {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = ready.send(addr);
-                }
-                sink.lock().expect("log lock").push_str(&line);
-                line.clear();
-            }
+        let data = data_dir.to_str().expect("a UTF-8 path");
+        let args = [
+            "serve",
+            "--listen",
+            listen,
+            "--allow-insecure-issuers",
+            "--tenant-rate",
+            "0",
+            "--identity-rate",
+            "0",
+            "--client-failure-rate",
+            "0",
+            "--operator-key",
+            OPERATOR_KEY,
+            "--data-dir",
+            data,
+        ];
+        let (child, addr) = process::spawn_with(&args, Watch::Stderr, "warn", |line| {
+            let rest = line.strip_prefix("tollgate listening on http://")?;
+            rest.split_whitespace().next().map(str::to_owned)
         });
-        let Ok(addr) = listening.recv_timeout(Duration::from_secs(300)) else {
-            let _ = child.kill();
-            panic!("server did not start:\n{}", log.lock().expect("log lock"));
-        };
         let server = Server {
             child,
             url: format!("http://{addr}"),
             addr,
-            log,
             data_dir: data_dir.to_owned(),
         };
         server.wait_ready();
@@ -174,7 +96,7 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+        self.child.log.lock().expect("log lock").clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -250,19 +172,11 @@ impl Server {
 
     /// SIGTERM, then wait for the process to finish its shutdown.
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg(self.pid().to_string()).status();
-        let _ = self.child.wait();
+        self.child.terminate();
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

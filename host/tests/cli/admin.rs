@@ -1,11 +1,8 @@
 //! `tollgate admin` against a real server: every step a tenant takes, through the CLI only
 //! (the exchange itself goes to `/oauth2/token` as a workload would).
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::fixtures;
+use tollgate_tests::server as server_support;
 
 use serde_json::Value;
 use server_support::{DevIssuer, OPERATOR_KEY, Server, TempDir};
@@ -444,12 +441,7 @@ async fn issuers_are_put_from_flags() {
         .await
         .unwrap();
     let jwks = write(dir.path(), "jwks.json", &jwks);
-    let expires = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600)
-        .to_string();
+    let expires = (tollgate_tests::jwt::now() + 3600).to_string();
     let args = [
         "issuer",
         "put",

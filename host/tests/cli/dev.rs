@@ -1,46 +1,34 @@
 //! `tollgate dev`, run as a user runs it: a real issuer process on loopback, tokens minted by
 //! separate processes, and verification against what the issuer serves.
 
+use super::{text, tollgate};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 const AUDIENCE: &str = "http://127.0.0.1:8080/tenants/acme";
 
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .output()
-        .expect("run tollgate")
+/// A state directory that does not exist yet (the dev commands create it), inside a temporary
+/// directory of the test kit.
+struct TempDir {
+    _temp: tollgate_tests::temp::TempDir,
+    state: PathBuf,
 }
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh state directory, removed when dropped.
-struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tollgate-dev-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
+        let temp = tollgate_tests::temp::TempDir::new(name);
+        let state = temp.path().join("state");
+        TempDir { _temp: temp, state }
     }
 
     fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.state.to_str().unwrap()
     }
 }
 
@@ -174,7 +162,7 @@ fn kids(jwks: &JwkSet) -> Vec<String> {
 #[test]
 fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
     let dir = TempDir::new("verify");
-    let issuer = Issuer::start(&dir.0, &[]);
+    let issuer = Issuer::start(&dir.state, &[]);
     assert!(
         issuer.url.starts_with("http://127.0.0.1:"),
         "{}",
@@ -211,7 +199,7 @@ fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
 
     let jwks = issuer.jwks();
     assert_eq!(jwks.keys.len(), 1);
-    let state = dir.0.as_path();
+    let state = dir.state.as_path();
     let token = mint(
         state,
         &[
@@ -275,9 +263,9 @@ fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
 #[test]
 fn tokens_fail_verification_when_they_should() {
     let dir = TempDir::new("attacks");
-    let issuer = Issuer::start(&dir.0, &[]);
+    let issuer = Issuer::start(&dir.state, &[]);
     let jwks = issuer.jwks();
-    let state = dir.0.as_path();
+    let state = dir.state.as_path();
 
     let expired = mint(
         state,
@@ -330,7 +318,7 @@ fn tokens_fail_verification_when_they_should() {
     // A token from another dev cluster (another state dir, so another key) is not accepted.
     let elsewhere = TempDir::new("attacks-elsewhere");
     let foreign = mint(
-        &elsewhere.0,
+        &elsewhere.state,
         &["-n", "prod", "-s", "sa", "--issuer", &issuer.url],
     );
     assert!(
@@ -349,7 +337,7 @@ fn mint_default(state: &Path, extra: &[&str]) -> String {
 #[test]
 fn rotation_publishes_both_keys_and_signs_with_the_new_one() {
     let dir = TempDir::new("rotate");
-    let state = dir.0.as_path();
+    let state = dir.state.as_path();
     let issuer = Issuer::start(state, &[]);
     let before = mint_default(state, &[]);
     let old_kid = decode_header(&before).unwrap().kid.unwrap();
@@ -412,13 +400,13 @@ fn an_issuer_with_a_path_serves_discovery_under_it() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/cluster-a");
-    let issuer = Issuer::start(&dir.0, &["--issuer", &url]);
+    let issuer = Issuer::start(&dir.state, &["--issuer", &url]);
     assert_eq!(issuer.url, url);
     let discovery = issuer.get_json("/cluster-a/.well-known/openid-configuration");
     assert_eq!(discovery["issuer"], url.as_str());
     assert_eq!(discovery["jwks_uri"], format!("{url}/openid/v1/jwks"));
     let jwks = issuer.jwks();
-    let token = mint(&dir.0, &["-n", "prod", "-s", "sa"]);
+    let token = mint(&dir.state, &["-n", "prod", "-s", "sa"]);
     verify(&token, &jwks, &url).unwrap();
 }
 
@@ -448,7 +436,7 @@ fn a_token_without_an_audience_is_refused_with_a_hint() {
 #[test]
 fn ctrl_c_stops_the_issuer_cleanly() {
     let dir = TempDir::new("ctrl-c");
-    let mut issuer = Issuer::start(&dir.0, &[]);
+    let mut issuer = Issuer::start(&dir.state, &[]);
     let status = Command::new("kill")
         .args(["-INT", &issuer.child.id().to_string()])
         .status()

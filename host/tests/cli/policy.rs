@@ -1,22 +1,9 @@
 //! The `tollgate policy` commands, run as a user would run them.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
+use super::{text, tollgate};
+use tollgate_tests::fixtures;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .output()
-        .expect("run tollgate")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tollgate-cli-{}", std::process::id()));

@@ -1,11 +1,8 @@
 //! The admin API against the real server: keys, validation at write time, policy upload and
 //! simulation, and an uploaded policy deciding a real exchange.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::fixtures;
+use tollgate_tests::server as server_support;
 
 use reqwest::Method;
 use serde_json::{Value, json};

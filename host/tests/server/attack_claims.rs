@@ -4,10 +4,7 @@
 //! tokens. Each is refused with the generic RFC 6749 answer and recorded with its reason; the
 //! bounds are shown to let good tokens through.
 
-#[path = "support/server.rs"]
-mod server_support;
-#[path = "support/attack.rs"]
-mod support;
+use tollgate_tests::attack as support;
 
 use serde_json::{Value, json};
 use support::{now, rsa_target};

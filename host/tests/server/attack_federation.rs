@@ -9,12 +9,10 @@
 //! 500, or disagreeing with the token's namespace or pod (`server_verify.rs`,
 //! `token_review_allows_what_the_api_server_vouches_for_and_nothing_else`).
 
-#[path = "support/attack_support.rs"]
-mod attack_support;
-#[path = "support/issuer_double.rs"]
-mod issuer_double;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::attack as attack_support;
+use tollgate_tests::issuer_double;
+use tollgate_tests::jwt::now;
+use tollgate_tests::server as server_support;
 
 use attack_support::{Cluster, assert_generic, bind, last_decision, payload, put_issuer, with_kid};
 use issuer_double::{IssuerDouble, Reply};
@@ -22,13 +20,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use server_support::{DevIssuer, Server, TempDir, dev_token, quickstart, quickstart_identity};
 use std::time::{Duration, Instant};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenant_registering_the_same_issuer_url_with_its_own_keys_gains_nothing() {

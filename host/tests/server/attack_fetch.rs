@@ -4,12 +4,9 @@
 //! fetch (random `kid`s, unregistered issuers). Issuers are loopback doubles that count the
 //! requests they receive.
 
-#[path = "support/attack_support.rs"]
-mod attack_support;
-#[path = "support/issuer_double.rs"]
-mod issuer_double;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::attack as attack_support;
+use tollgate_tests::issuer_double;
+use tollgate_tests::server as server_support;
 
 use attack_support::{Cluster, assert_generic, bind, last_decision, put_issuer, with_kid};
 use issuer_double::{IssuerDouble, Reply};

@@ -4,10 +4,7 @@
 //! answer because the entry was left out (the decision log says the `kid` is unknown, or the
 //! algorithm does not fit). The same sets pasted as static JWKS are refused at registration.
 
-#[path = "support/server.rs"]
-mod server_support;
-#[path = "support/attack.rs"]
-mod support;
+use tollgate_tests::attack as support;
 
 use jsonwebtoken::Algorithm;
 use rsa::pkcs8::DecodePrivateKey;

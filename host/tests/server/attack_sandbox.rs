@@ -6,11 +6,8 @@
 //! The engine-level proofs (limits, deadlines, wall-clock backstop, log budget, artifact cache,
 //! compile deadline) are in `tests/tests/sandbox.rs`.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::fixtures;
+use tollgate_tests::server as server_support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,6 +15,7 @@ use server_support::{
     DevIssuer, GENERIC_DENIAL, Server, TempDir, Tenant, oauth_error, quickstart,
     quickstart_identity,
 };
+use tollgate_tests::attack::{bind_hostile, last_decision, upload_hostile};
 
 /// The default module and request-body limit (16 MiB).
 const MODULE_LIMIT: usize = 16 << 20;
@@ -144,41 +142,6 @@ async fn hostile_uploads_are_refused_naming_the_problem() {
     assert_eq!(status, 201, "{body}");
 }
 
-/// Uploads the hostile fixture for `tenant`: its digest.
-async fn upload_hostile(server: &Server, tenant: &Tenant) -> String {
-    let (status, body) = server
-        .upload_policy(
-            &tenant.name,
-            &tenant.key,
-            fixtures::module("hostile"),
-            "application/wasm",
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["digest"].as_str().unwrap().to_owned()
-}
-
-/// Binds identity `hostile` of `tenant` to the hostile policy in `mode`.
-async fn bind_mode(server: &Server, tenant: &Tenant, digest: &str, mode: &str) {
-    let mut identity = quickstart_identity();
-    identity["policy"] = json!(digest);
-    identity["config"] = json!({"mode": mode});
-    let (status, body) = server
-        .put_identity(&tenant.name, "hostile", &tenant.key, identity)
-        .await;
-    assert_eq!(status, 200, "{mode}: {body}");
-}
-
-/// The newest decision of `tenant`.
-async fn last_decision(server: &Server, tenant: &Tenant) -> Value {
-    let path = format!("/v1/tenants/{}/decisions?limit=1", tenant.name);
-    let (status, log) = server
-        .admin(Method::GET, &path, Some(&tenant.key), None)
-        .await;
-    assert_eq!(status, 200, "{log}");
-    log["decisions"][0].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() {
     let dir = TempDir::new("sandbox-runtime");
@@ -201,12 +164,12 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
         ("bad-claim", "invalid-output"),
         ("bad-utf8", "invalid-output"),
     ] {
-        bind_mode(&server, &acme, &digest, mode).await;
+        bind_hostile(&server, &acme, &digest, mode).await;
         let (status, body) = server.exchange(&hostile, &token, &[]).await;
         let description = oauth_error(status, &body, "invalid_request");
         assert_eq!(description, GENERIC_DENIAL, "{mode}: {body}");
         assert_eq!(body.as_object().unwrap().len(), 2, "{mode}: {body}");
-        let decision = last_decision(&server, &acme).await;
+        let decision = last_decision(&server, &acme.name, &acme.key).await;
         assert_eq!(decision["allowed"], false, "{mode}: {decision}");
         assert_eq!(decision["code"], code, "{mode}: {decision}");
         assert_eq!(decision["source"], "sandbox", "{mode}: {decision}");
@@ -234,7 +197,7 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
         oauth_error(status, &body, "invalid_request"),
         GENERIC_DENIAL
     );
-    let decision = last_decision(&server, &acme).await;
+    let decision = last_decision(&server, &acme.name, &acme.key).await;
     assert_eq!(decision["code"], "table-limit", "{decision}");
     assert_eq!(decision["source"], "sandbox", "{decision}");
     assert_eq!(server.exchange(&good, &token, &[]).await.0, 200);
@@ -244,15 +207,15 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
     let beta = quickstart(&server, &issuer, "beta").await;
     let beta_digest = upload_hostile(&server, &beta).await;
     assert_eq!(beta_digest, digest);
-    bind_mode(&server, &acme, &digest, "count").await;
-    bind_mode(&server, &beta, &digest, "count").await;
+    bind_hostile(&server, &acme, &digest, "count").await;
+    bind_hostile(&server, &beta, &digest, "count").await;
     let beta_token = issuer.token(&beta.audience, "prod", "deployer", &[]);
     for (tenant, token) in [(&acme, &token), (&beta, &beta_token), (&acme, &token)] {
         let (status, _) = server
             .exchange(&tenant.identity("hostile"), token, &[])
             .await;
         assert_eq!(status, 400);
-        let decision = last_decision(&server, tenant).await;
+        let decision = last_decision(&server, &tenant.name, &tenant.key).await;
         assert_eq!(decision["code"], "call-1", "{decision}");
     }
     // Memory: what acme's instance leaves in its linear memory, beta's next instance (of the
@@ -265,89 +228,14 @@ async fn a_hostile_policy_is_a_generic_denial_and_the_next_exchange_is_served() 
         (&acme, &token, "plant", "planted"),
         (&acme, &token, "peek", "clean"),
     ] {
-        bind_mode(&server, tenant, &digest, mode).await;
+        bind_hostile(&server, tenant, &digest, mode).await;
         let (status, _) = server
             .exchange(&tenant.identity("hostile"), token, &[])
             .await;
         assert_eq!(status, 400);
-        let decision = last_decision(&server, tenant).await;
+        let decision = last_decision(&server, &tenant.name, &tenant.key).await;
         assert_eq!(decision["code"], code, "{mode}: {decision}");
     }
     let log = server.log();
     assert!(!log.contains(&token), "a token is logged");
-}
-
-/// Resident memory of a process, from `/proc` (Linux).
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib << 10
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_memory_stays_bounded_while_policies_fill_their_memory() {
-    const MIB: u64 = 1 << 20;
-    let dir = TempDir::new("sandbox-memory");
-    let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let server = std::sync::Arc::new(Server::start_with(
-        &dir.path().join("data"),
-        &[
-            "--allow-insecure-issuers",
-            "--tenant-rate",
-            "0",
-            "--identity-rate",
-            "0",
-        ],
-    ));
-    let acme = quickstart(&server, &issuer, "acme").await;
-    let digest = upload_hostile(&server, &acme).await;
-    bind_mode(&server, &acme, &digest, "fill").await;
-    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
-    let hostile = acme.identity("hostile");
-
-    // Each decision dirties its whole 32 MiB memory cap; 4 at a time, 25 rounds: 3.2 GB.
-    let flood = || async {
-        let tasks: Vec<_> = (0..4)
-            .map(|_| {
-                let (server, hostile, token) = (server.clone(), hostile.clone(), token.clone());
-                tokio::spawn(async move {
-                    for _ in 0..25 {
-                        let (status, body) = server.exchange(&hostile, &token, &[]).await;
-                        assert_eq!(status, 400, "{body}");
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    };
-    let (status, body) = server
-        .exchange(&acme.identity("deployer"), &token, &[])
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let before = resident_bytes(server.pid());
-    flood().await;
-    assert_eq!(last_decision(&server, &acme).await["code"], "memory-limit");
-    flood().await;
-    let after = resident_bytes(server.pid());
-    eprintln!(
-        "resident: before {} MiB, after {} MiB",
-        before / MIB,
-        after / MIB
-    );
-    // 6.4 GB were written; what stays is the kept-resident megabyte of each pooled slot used
-    // (pages past it are decommitted after every decision) and allocator noise. Keeping the
-    // dirtied memory would cost 32 MiB per slot, 128 MiB for these four.
-    assert!(
-        after < before + 48 * MIB,
-        "resident memory grew from {} MiB to {} MiB",
-        before / MIB,
-        after / MIB
-    );
-    let (status, body) = server
-        .exchange(&acme.identity("deployer"), &token, &[])
-        .await;
-    assert_eq!(status, 200, "{body}");
 }

@@ -6,10 +6,7 @@
 //! Claim checks and cross-tenant tokens are in `attack_claims.rs`, key-set entries that must
 //! never be used in `attack_jwks.rs`.
 
-#[path = "support/server.rs"]
-mod server_support;
-#[path = "support/attack.rs"]
-mod support;
+use tollgate_tests::attack as support;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

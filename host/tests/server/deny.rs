@@ -2,21 +2,14 @@
 //! whatever the reason, the specific codes where the caller made a fixable mistake, and the
 //! decision log that tells the tenant (and only the tenant) what happened.
 
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::jwt::now;
+use tollgate_tests::server as server_support;
 
 use reqwest::Method;
 use server_support::{
     CR_TOKEN, DevIssuer, JWT_TYPE, Server, TOKEN_EXCHANGE, TempDir, assert_generic, dev_token,
     oauth_error, quickstart,
 };
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 #[tokio::test]
 async fn every_denial_gives_the_same_generic_answer() {

@@ -1,8 +1,8 @@
 //! The quickstart, end to end: a dev issuer and `tollgate serve` as real processes, the four
 //! exchange shapes, and the issued tokens verified as a relying party would.
 
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::jwt::now;
+use tollgate_tests::server as server_support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -11,13 +11,6 @@ use std::collections::HashSet;
 
 const REGISTRY: &str = "https://registry.example";
 const OTHER: &str = "https://other.example";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// Everything an issued token must carry, for the quickstart workload.
 fn check_claims(claims: &Value, server: &Server, issuer: &DevIssuer, acme: &Tenant, aud: &str) {

@@ -2,11 +2,8 @@
 //! not through the exchange with their workloads' tokens, even when both trust the same
 //! cluster and name their identities alike.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::fixtures;
+use tollgate_tests::server as server_support;
 
 use reqwest::Method;
 use serde_json::json;

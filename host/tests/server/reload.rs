@@ -1,11 +1,8 @@
 //! A policy swapped while the server is busy: the upload compiles off the request path, the
 //! identity update takes effect at once, and no request in flight fails.
 
-#[path = "../../tests/src/fixtures.rs"]
-#[allow(dead_code, reason = "shared helper: this file uses part of it")]
-mod fixtures;
-#[path = "support/server.rs"]
-mod server_support;
+use tollgate_tests::fixtures;
+use tollgate_tests::server as server_support;
 
 use serde_json::json;
 use server_support::{DevIssuer, Server, TempDir, register_issuer};

@@ -2,35 +2,93 @@
 //! processes (or a TokenReview double in this process), everything on loopback, and for each
 //! mode a token the server must accept and tokens it must refuse through `/oauth2/token`.
 
-#[path = "support/verify_support.rs"]
-mod verify_support;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use verify_support::{
-    DevIssuer, Server, TempDir, assert_allowed, assert_denied, kid, last_denial, mint, rotate,
-    segment, with_payload,
-};
+use std::time::{Duration, Instant};
+use tollgate_tests::attack::put_issuer;
+use tollgate_tests::cluster::{dev_token, rotate};
+use tollgate_tests::jwt::{kid, now as unix_now, segment, with_payload};
+use tollgate_tests::server::{DevIssuer, Server, TempDir, identity_name};
 
 const TENANT: &str = "acme";
 /// The server's least time between two key fetches of one issuer (`VerifySettings`).
 const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// A ServiceAccount token of `state_dir`'s keys for prod/deployer in pod `api-1`.
+fn mint(state_dir: &Path, audience: &str, issuer: Option<&str>) -> String {
+    let mut args = vec![
+        "-n",
+        "prod",
+        "-s",
+        "deployer",
+        "--pod",
+        "api-1",
+        "--audience",
+        audience,
+    ];
+    args.extend(
+        issuer
+            .map(|issuer| ["--issuer", issuer])
+            .into_iter()
+            .flatten(),
+    );
+    dev_token(state_dir, &args)
+}
+
+/// PUTs identity `id` of [`TENANT`] trusting `issuer`, letting namespace `prod` have
+/// `registry.pull`.
+async fn bind(server: &Server, key: &str, id: &str, issuer: &str) {
+    let body = json!({
+        "issuer": issuer,
+        "config": {"namespaces": ["prod"], "grant": {"scopes": ["registry.pull"]}},
+        "scopes": ["registry.pull"],
+    });
+    let (status, answer) = server.put_identity(TENANT, id, key, body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// An RFC 8693 exchange of `token` for identity `id` of [`TENANT`].
+async fn exchange(server: &Server, id: &str, token: &str) -> (u16, Value) {
+    server
+        .exchange(&identity_name(TENANT, id), token, &[])
+        .await
+}
+
+/// Asserts a successful exchange and returns the issued token's claims.
+fn assert_allowed((status, body): &(u16, Value), context: &str) -> Value {
+    assert_eq!(*status, 200, "{context}: {body}");
+    let token = body["access_token"].as_str().expect("access_token");
+    assert_eq!(body["token_type"], "Bearer", "{context}");
+    assert_eq!(body["scope"], "registry.pull", "{context}");
+    segment(token, 1)
+}
+
+/// Asserts the generic denial of the token endpoint.
+fn assert_denied((status, body): &(u16, Value), context: &str) {
+    assert_eq!(*status, 400, "{context}: {body}");
+    assert_eq!(body["error"], "invalid_request", "{context}: {body}");
+    assert!(body.get("access_token").is_none(), "{context}: {body}");
+}
+
+/// The newest decision's reason, asserting it is a denial of the verify stage.
+async fn last_denial(server: &Server, tenant: &str, key: &str) -> String {
+    let decisions = server.decisions(tenant, key).await;
+    let newest = decisions.first().expect("a decision");
+    assert_eq!(newest["allowed"], false, "{newest}");
+    assert_eq!(newest["code"], "invalid-token", "{newest}");
+    newest["reason"].as_str().unwrap_or_default().to_owned()
 }
 
 /// A server with tenant `acme`: (server, tenant API key, tenant audience).
 async fn server_with_tenant() -> (Server, String, String) {
-    let server = tokio::task::spawn_blocking(Server::start).await.unwrap();
+    let server = tokio::task::spawn_blocking(Server::start_fresh)
+        .await
+        .unwrap();
     let (key, audience) = server.create_tenant(TENANT).await;
     (server, key, audience)
 }
@@ -38,7 +96,7 @@ async fn server_with_tenant() -> (Server, String, String) {
 /// A dev issuer started on a fresh state dir (blocking process start, off the runtime).
 async fn start_issuer(state: &TempDir) -> DevIssuer {
     let dir = state.path().to_owned();
-    tokio::task::spawn_blocking(move || DevIssuer::start(&dir, &[]))
+    tokio::task::spawn_blocking(move || DevIssuer::start(&dir))
         .await
         .unwrap()
 }
@@ -48,15 +106,20 @@ async fn discovery_accepts_the_issuers_key_and_refuses_a_key_it_does_not_publish
     let (server, key, audience) = server_with_tenant().await;
     let cluster = TempDir::new("discovery");
     let issuer = start_issuer(&cluster).await;
-    let (status, body) = server
-        .put_issuer(TENANT, &key, "dev", json!({"issuer_url": issuer.url}))
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "dev",
+        json!({"issuer_url": issuer.url}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["source"]["mode"], "discovery");
-    server.put_identity(TENANT, &key, "deployer", "dev").await;
+    bind(&server, &key, "deployer", "dev").await;
 
     let token = mint(cluster.path(), &audience, None);
-    let answer = server.exchange(TENANT, "deployer", &token).await;
+    let answer = exchange(&server, "deployer", &token).await;
     let issued = assert_allowed(&answer, "discovery");
     assert_eq!(issued["iss"], server.url.as_str());
     assert_eq!(issued["sub"], "tenants/acme/identities/deployer");
@@ -71,7 +134,7 @@ async fn discovery_accepts_the_issuers_key_and_refuses_a_key_it_does_not_publish
     assert_eq!(segment(&forged, 1)["iss"], issuer.url.as_str());
     assert_ne!(kid(&forged), kid(&token));
     assert_denied(
-        &server.exchange(TENANT, "deployer", &forged).await,
+        &exchange(&server, "deployer", &forged).await,
         "unpublished key",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -82,7 +145,7 @@ async fn discovery_accepts_the_issuers_key_and_refuses_a_key_it_does_not_publish
     header["kid"] = json!(kid(&token));
     let relabelled = relabel(&forged, &header);
     assert_denied(
-        &server.exchange(TENANT, "deployer", &relabelled).await,
+        &exchange(&server, "deployer", &relabelled).await,
         "real kid, wrong key",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -91,7 +154,7 @@ async fn discovery_accepts_the_issuers_key_and_refuses_a_key_it_does_not_publish
     // A token for another audience is refused although the key is right.
     let elsewhere = mint(cluster.path(), "https://elsewhere.example", None);
     assert_denied(
-        &server.exchange(TENANT, "deployer", &elsewhere).await,
+        &exchange(&server, "deployer", &elsewhere).await,
         "other audience",
     );
     assert!(
@@ -139,28 +202,26 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
     );
 
     let source = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() + 3600});
-    let (status, body) = server
-        .put_issuer(
-            TENANT,
-            &key,
-            "pasted",
-            json!({"issuer_url": issuer_url, "source": source}),
-        )
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "pasted",
+        json!({"issuer_url": issuer_url, "source": source}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    server
-        .put_identity(TENANT, &key, "deployer", "pasted")
-        .await;
+    bind(&server, &key, "deployer", "pasted").await;
 
     let token = mint(cluster.path(), &audience, None);
-    let issued = assert_allowed(&server.exchange(TENANT, "deployer", &token).await, "static");
+    let issued = assert_allowed(&exchange(&server, "deployer", &token).await, "static");
     assert_eq!(issued["act"]["iss"], issuer_url.as_str());
     assert_eq!(issued["kubernetes"]["pod"], "api-1");
 
     let impostor = TempDir::new("static-impostor");
     let forged = mint(impostor.path(), &audience, Some(&issuer_url));
     assert_denied(
-        &server.exchange(TENANT, "deployer", &forged).await,
+        &exchange(&server, "deployer", &forged).await,
         "key not in the static set",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -168,30 +229,30 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
 
     // A static set whose `expires_at` has passed is refused at registration.
     let expired = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() - 60});
-    let (status, body) = server
-        .put_issuer(
-            TENANT,
-            &key,
-            "stale",
-            json!({"issuer_url": issuer_url, "source": expired}),
-        )
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "stale",
+        json!({"issuer_url": issuer_url, "source": expired}),
+    )
+    .await;
     assert_eq!(status, 422, "registering an expired set: {body}");
     // One that expires later is accepted, then every exchange against it is refused.
     let expiring = json!({"mode": "static_jwks", "jwks": jwks, "expires_at": unix_now() + 4});
-    let (status, body) = server
-        .put_issuer(
-            TENANT,
-            &key,
-            "stale",
-            json!({"issuer_url": issuer_url, "source": expiring}),
-        )
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "stale",
+        json!({"issuer_url": issuer_url, "source": expiring}),
+    )
+    .await;
     assert_eq!(status, 200, "registering an expiring set: {body}");
-    server.put_identity(TENANT, &key, "stale", "stale").await;
+    bind(&server, &key, "stale", "stale").await;
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     assert_denied(
-        &server.exchange(TENANT, "stale", &token).await,
+        &exchange(&server, "stale", &token).await,
         "expired static set",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -200,10 +261,7 @@ async fn static_jwks_verifies_with_the_issuer_stopped_and_expires() {
         "{reason}"
     );
     // The same token still works for the identity whose set is current.
-    assert_allowed(
-        &server.exchange(TENANT, "deployer", &token).await,
-        "static again",
-    );
+    assert_allowed(&exchange(&server, "deployer", &token).await, "static again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,15 +269,20 @@ async fn a_rotated_cluster_key_is_accepted_after_the_single_refetch() {
     let (server, key, audience) = server_with_tenant().await;
     let cluster = TempDir::new("rotation");
     let issuer = start_issuer(&cluster).await;
-    let (status, body) = server
-        .put_issuer(TENANT, &key, "dev", json!({"issuer_url": issuer.url}))
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "dev",
+        json!({"issuer_url": issuer.url}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    server.put_identity(TENANT, &key, "deployer", "dev").await;
+    bind(&server, &key, "deployer", "dev").await;
 
     let before = mint(cluster.path(), &audience, None);
     assert_allowed(
-        &server.exchange(TENANT, "deployer", &before).await,
+        &exchange(&server, "deployer", &before).await,
         "before rotation",
     );
     // The keys were fetched during that exchange: the refetch window starts no later than now.
@@ -230,7 +293,7 @@ async fn a_rotated_cluster_key_is_accepted_after_the_single_refetch() {
     assert_ne!(kid(&after), kid(&before));
     // The old key is still published and cached.
     assert_allowed(
-        &server.exchange(TENANT, "deployer", &before).await,
+        &exchange(&server, "deployer", &before).await,
         "old kid after rotation",
     );
 
@@ -238,7 +301,7 @@ async fn a_rotated_cluster_key_is_accepted_after_the_single_refetch() {
     // of random kids costs the issuer one request per interval): refused for now.
     if fetched.elapsed() < REFETCH_INTERVAL - Duration::from_secs(5) {
         assert_denied(
-            &server.exchange(TENANT, "deployer", &after).await,
+            &exchange(&server, "deployer", &after).await,
             "new kid within the refetch interval",
         );
         let reason = last_denial(&server, TENANT, &key).await;
@@ -249,18 +312,18 @@ async fn a_rotated_cluster_key_is_accepted_after_the_single_refetch() {
     let wait = (REFETCH_INTERVAL + Duration::from_secs(1)).saturating_sub(fetched.elapsed());
     tokio::time::sleep(wait).await;
     let issued = assert_allowed(
-        &server.exchange(TENANT, "deployer", &after).await,
+        &exchange(&server, "deployer", &after).await,
         "new kid after the refetch",
     );
     assert_eq!(issued["act"]["iss"], issuer.url.as_str());
     assert_allowed(
-        &server.exchange(TENANT, "deployer", &before).await,
+        &exchange(&server, "deployer", &before).await,
         "old kid still published",
     );
     // Further tokens with the new key are served from the cache.
     let again = mint(cluster.path(), &audience, None);
     assert_allowed(
-        &server.exchange(TENANT, "deployer", &again).await,
+        &exchange(&server, "deployer", &again).await,
         "new kid cached",
     );
     drop(issuer);
@@ -271,17 +334,19 @@ async fn cached_keys_keep_working_when_the_issuer_goes_down() {
     let (server, key, audience) = server_with_tenant().await;
     let cluster = TempDir::new("down");
     let issuer = start_issuer(&cluster).await;
-    let (status, body) = server
-        .put_issuer(TENANT, &key, "dev", json!({"issuer_url": issuer.url}))
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "dev",
+        json!({"issuer_url": issuer.url}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    server.put_identity(TENANT, &key, "deployer", "dev").await;
+    bind(&server, &key, "deployer", "dev").await;
 
     let first = mint(cluster.path(), &audience, None);
-    assert_allowed(
-        &server.exchange(TENANT, "deployer", &first).await,
-        "issuer up",
-    );
+    assert_allowed(&exchange(&server, "deployer", &first).await, "issuer up");
     let issuer_url = issuer.url.clone();
     issuer.stop();
     assert!(
@@ -297,7 +362,7 @@ async fn cached_keys_keep_working_when_the_issuer_goes_down() {
     let fresh = mint(cluster.path(), &audience, None);
     assert_ne!(segment(&fresh, 1)["jti"], segment(&first, 1)["jti"]);
     let issued = assert_allowed(
-        &server.exchange(TENANT, "deployer", &fresh).await,
+        &exchange(&server, "deployer", &fresh).await,
         "issuer down, key cached",
     );
     assert_eq!(issued["act"]["iss"], issuer_url.as_str());
@@ -306,18 +371,23 @@ async fn cached_keys_keep_working_when_the_issuer_goes_down() {
     let impostor = TempDir::new("down-impostor");
     let forged = mint(impostor.path(), &audience, Some(&issuer_url));
     assert_denied(
-        &server.exchange(TENANT, "deployer", &forged).await,
+        &exchange(&server, "deployer", &forged).await,
         "unknown key while the issuer is down",
     );
 
     // Without cached keys an unreachable issuer is a denial, not an acceptance.
-    let (status, body) = server
-        .put_issuer(TENANT, &key, "gone", json!({"issuer_url": issuer_url}))
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "gone",
+        json!({"issuer_url": issuer_url}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    server.put_identity(TENANT, &key, "gone", "gone").await;
+    bind(&server, &key, "gone", "gone").await;
     assert_denied(
-        &server.exchange(TENANT, "gone", &fresh).await,
+        &exchange(&server, "gone", &fresh).await,
         "issuer down, nothing cached",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -474,25 +544,23 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     let (server, key, audience) = server_with_tenant().await;
     let (api, api_url) = start_api_server().await;
     let source = json!({"mode": "token_review", "api_server": api_url, "ca_pem": null, "reviewer_token": REVIEWER_TOKEN});
-    let (status, body) = server
-        .put_issuer(
-            TENANT,
-            &key,
-            "cluster",
-            json!({"issuer_url": CLUSTER_ISSUER, "source": source}),
-        )
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "cluster",
+        json!({"issuer_url": CLUSTER_ISSUER, "source": source}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["source"]["reviewer_token"], "<redacted>");
-    server
-        .put_identity(TENANT, &key, "deployer", "cluster")
-        .await;
+    bind(&server, &key, "deployer", "cluster").await;
 
     // The cluster's key is never shown to Tollgate: only the API server judges the token.
     let cluster = TempDir::new("token-review");
     let token = mint(cluster.path(), &audience, Some(CLUSTER_ISSUER));
     let issued = assert_allowed(
-        &server.exchange(TENANT, "deployer", &token).await,
+        &exchange(&server, "deployer", &token).await,
         "authenticated",
     );
     assert_eq!(issued["act"]["sub"], "system:serviceaccount:prod:deployer");
@@ -537,7 +605,7 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     for (answer, expected) in cases {
         api.set(answer);
         let context = format!("{answer:?}");
-        assert_denied(&server.exchange(TENANT, "deployer", &token).await, &context);
+        assert_denied(&exchange(&server, "deployer", &token).await, &context);
         let reason = last_denial(&server, TENANT, &key).await;
         assert!(reason.contains(expected), "{context}: {reason}");
     }
@@ -550,7 +618,7 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     claims["kubernetes.io"]["namespace"] = json!("staging");
     let disagreeing = with_payload(&token, &claims);
     assert_denied(
-        &server.exchange(TENANT, "deployer", &disagreeing).await,
+        &exchange(&server, "deployer", &disagreeing).await,
         "token namespace disagrees",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -565,9 +633,7 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
     let mut claims = segment(&token, 1);
     claims["kubernetes.io"]["namespace"] = json!("staging");
     assert_denied(
-        &server
-            .exchange(TENANT, "deployer", &with_payload(&token, &claims))
-            .await,
+        &exchange(&server, "deployer", &with_payload(&token, &claims)).await,
         "token's own claims disagree",
     );
     assert_eq!(
@@ -585,7 +651,7 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
         Some("https://other-cluster.example"),
     );
     assert_denied(
-        &server.exchange(TENANT, "deployer", &foreign).await,
+        &exchange(&server, "deployer", &foreign).await,
         "other issuer",
     );
     let reason = last_denial(&server, TENANT, &key).await;
@@ -598,17 +664,17 @@ async fn token_review_allows_what_the_api_server_vouches_for_and_nothing_else() 
 
     // A wrong reviewer token: the API server refuses the review, the exchange is denied.
     let source = json!({"mode": "token_review", "api_server": api_url, "ca_pem": null, "reviewer_token": "stale-reviewer"});
-    let (status, body) = server
-        .put_issuer(
-            TENANT,
-            &key,
-            "cluster",
-            json!({"issuer_url": CLUSTER_ISSUER, "source": source}),
-        )
-        .await;
+    let (status, body) = put_issuer(
+        &server,
+        TENANT,
+        &key,
+        "cluster",
+        json!({"issuer_url": CLUSTER_ISSUER, "source": source}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_denied(
-        &server.exchange(TENANT, "deployer", &token).await,
+        &exchange(&server, "deployer", &token).await,
         "wrong reviewer token",
     );
     let reason = last_denial(&server, TENANT, &key).await;
