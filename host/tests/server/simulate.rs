@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use tollgate_tests::jwt::payload;
 use tollgate_tests::server::{DevIssuer, Server, TempDir, Tenant, quickstart};
 
+/// A case: its name, the token, the exchange's extra form parameters, simulate's request.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Value);
+
 /// What an exchange issued, or the code its refusal was recorded with.
 #[derive(Debug, PartialEq)]
 enum Outcome {
@@ -90,7 +93,7 @@ async fn simulate_answers_what_the_exchange_issues() {
     assert_eq!(status, 200, "{body}");
     let prod = issuer.token(&acme.audience, "prod", "deployer", &[]);
     let dev = issuer.token(&acme.audience, "dev", "deployer", &[]);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Value)> = vec![
+    let cases: Vec<Case> = vec![
         ("everything granted", &prod, vec![], json!({})),
         (
             "narrowed scope",
