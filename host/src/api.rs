@@ -8,6 +8,7 @@ mod discovery;
 mod error;
 pub mod guard;
 mod limits;
+mod openapi;
 mod ops;
 mod ratelimit;
 mod token;
@@ -34,6 +35,7 @@ const EXCHANGE_BODY_LIMIT: usize = 64 << 10;
 #[derive(Clone)]
 pub struct AppState {
     pub exchange: Arc<ExchangeService>,
+    pub admin: Arc<crate::admin::AdminService>,
     pub limiter: Arc<RateLimiter>,
 }
 
@@ -65,6 +67,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
     let public = Router::new()
         .merge(discovery::routes())
         .merge(ops::routes())
+        .merge(openapi::routes())
         .fallback(guard::not_found)
         .layer(from_fn(guard::admin));
     Router::new()

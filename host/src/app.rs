@@ -2,6 +2,7 @@
 //! verifier, signer, decision log, rate limiter, router and background tasks) built from its
 //! settings, in one place that the `serve` command and the tests both call.
 
+use crate::admin::AdminService;
 use crate::api::{self, AppState, RateLimiter};
 use crate::common::unix_now;
 use crate::config::ServeArgs;
@@ -103,7 +104,12 @@ impl App {
             tokio::spawn(warm_cache(exchange.store.clone())),
             tokio::spawn(evict_idle(limiter.clone())),
         ];
-        let state = AppState { exchange, limiter };
+        let admin = Arc::new(AdminService::new(exchange.clone()));
+        let state = AppState {
+            exchange,
+            admin,
+            limiter,
+        };
         let limits = api::RequestLimits {
             max_body: settings.max_body_bytes,
             exchange_deadline: Duration::from_secs(settings.request_timeout_seconds.max(1)),

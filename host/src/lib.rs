@@ -1,5 +1,6 @@
 //! Tollgate: workload-identity token exchange with sandboxed WebAssembly trust policies.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;

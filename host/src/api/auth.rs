@@ -59,8 +59,8 @@ impl FromRequestParts<AppState> for Principal {
             || ApiError::new(StatusCode::UNAUTHORIZED, "a valid API key is required");
         let secret = bearer(parts).ok_or_else(unauthorized)?;
         let key = state
-            .exchange
-            .store
+            .admin
+            .store()
             .find_api_key(&hash_api_key(secret))
             .await?
             .ok_or_else(unauthorized)?;

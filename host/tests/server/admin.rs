@@ -395,3 +395,78 @@ async fn issuers_keep_their_secrets_and_their_users() {
     let (status, _) = server.admin(Method::DELETE, path, k, None).await;
     assert_eq!(status, 404);
 }
+
+/// The OpenAPI document lists every admin route with its typed bodies, and the body it
+/// declares for an identity is the one the route reads.
+#[tokio::test]
+async fn the_openapi_document_describes_the_admin_api() {
+    let dir = TempDir::new("openapi");
+    let server = Server::start(&dir.path().join("data"));
+    let document = server.get_json("/openapi.json").await;
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3."),
+        "{document}"
+    );
+    let paths = document["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/tenants", &["post", "get"][..]),
+        ("/v1/tenants/{tenant}/keys", &["post"]),
+        ("/v1/tenants/{tenant}/issuers", &["get"]),
+        (
+            "/v1/tenants/{tenant}/issuers/{name}",
+            &["put", "get", "delete"],
+        ),
+        ("/v1/tenants/{tenant}/policies", &["post", "get"]),
+        ("/v1/tenants/{tenant}/identities", &["get"]),
+        (
+            "/v1/tenants/{tenant}/identities/{id}",
+            &["put", "get", "delete"],
+        ),
+        ("/v1/tenants/{tenant}/identities/{id}/simulate", &["post"]),
+        ("/v1/tenants/{tenant}/decisions", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths[path][method].is_object(),
+                "{method} {path} is not documented"
+            );
+        }
+    }
+    let spec = &document["components"]["schemas"]["IdentitySpec"]["properties"];
+    let mut documented: Vec<&str> = spec
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    assert_eq!(
+        documented,
+        [
+            "accepted_audiences",
+            "config",
+            "fuel",
+            "issuer",
+            "max_ttl_seconds",
+            "policy",
+            "scopes",
+            "token_audiences",
+            "ttl_seconds",
+        ]
+    );
+    // Each documented field is one the route takes, and a field it does not document is refused.
+    let (key, _) = server.create_tenant("acme").await;
+    let (status, body) = server
+        .put_identity(
+            "acme",
+            "x",
+            &key,
+            json!({"issuer": "dev", "colour": "blue"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("colour"),
+        "{body}"
+    );
+}

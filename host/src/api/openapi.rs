@@ -1,0 +1,60 @@
+//! The OpenAPI document of the admin API (`GET /openapi.json`), generated from the routes'
+//! annotations and the typed bodies they read and write.
+
+use crate::admin::bodies::{
+    DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
+    IssuerView, KeyCreated, NewTenant, OAuthErrorBody, PolicyList, PolicyUploaded, SimulateRequest,
+    Simulation, TenantCreated, TenantList,
+};
+use axum::Json;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate admin API",
+        description = "Tenants, issuers, policy modules, identities, simulation and the decision log. Every call takes `Authorization: Bearer <api key>`: an operator key manages tenants, a tenant key only its own tenant."
+    ),
+    paths(
+        super::admin::create_tenant,
+        super::admin::list_tenants,
+        super::admin::create_key,
+        super::admin::put_issuer,
+        super::admin::get_issuer,
+        super::admin::list_issuers,
+        super::admin::delete_issuer,
+        super::admin::upload_policy,
+        super::admin::list_policies,
+        super::admin::put_identity,
+        super::admin::get_identity,
+        super::admin::list_identities,
+        super::admin::delete_identity,
+        super::admin::simulate,
+        super::admin::decisions,
+    ),
+    components(schemas(
+        NewTenant,
+        TenantCreated,
+        TenantList,
+        KeyCreated,
+        IssuerSpec,
+        IssuerView,
+        IssuerList,
+        PolicyUploaded,
+        PolicyList,
+        IdentitySpec,
+        IdentityView,
+        IdentityList,
+        SimulateRequest,
+        Simulation,
+        DecisionPage,
+        ErrorBody,
+        OAuthErrorBody,
+    ))
+)]
+pub struct ApiDoc;
+
+pub fn routes() -> axum::Router<super::AppState> {
+    axum::Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
