@@ -111,6 +111,21 @@ pub fn identity_name(identity: &IdentityRecord) -> String {
 }
 
 impl ExchangeService {
+    /// Whether the store answers (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// The published signing keys (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> Value {
+        self.signer.jwks()
+    }
+
+    /// The algorithms issued tokens are signed with.
+    pub fn signing_algorithms(&self) -> Vec<String> {
+        self.signer.algorithms()
+    }
+
     /// The audience tokens for `tenant` must carry when an identity names none.
     pub fn tenant_audience(&self, tenant: &str) -> String {
         format!("{}/tenants/{tenant}", self.public_url)

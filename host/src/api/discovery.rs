@@ -24,10 +24,10 @@ async fn metadata(State(state): State<AppState>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": state.exchange.signer.algorithms(),
+        "id_token_signing_alg_values_supported": state.exchange.signing_algorithms(),
     }))
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(state.exchange.signer.jwks())
+    Json(state.exchange.jwks())
 }
