@@ -1,23 +1,19 @@
 //! Attacks need keys of the test's own and tokens forged by hand (any header, any payload
-//! text, any signature bytes), a loopback OIDC key server whose key sets the test writes and
-//! which counts every request it receives, and a tenant wired to it on a running server.
+//! text, any signature bytes), and a tenant wired to the kit's fake cluster
+//! ([`IssuerDouble`], whose key sets the test writes and which records every request).
 
+use crate::issuer_double::IssuerDouble;
 pub use crate::jwt::{b64, forge, now, payload, with_kid};
 pub use crate::server::assert_generic;
 use crate::server::{DevIssuer, Server, Tenant, quickstart_identity};
 use crate::temp::TempDir;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// A signing key of the test and its public JWK.
 pub struct TestKey {
@@ -145,76 +141,6 @@ pub fn claims(issuer: &str, audience: &str) -> Value {
     })
 }
 
-/// A loopback OIDC issuer serving several issuers under path prefixes: issuer `NAME` is
-/// `{base}/NAME`, with its discovery document and its key set (`{base}/NAME/keys`) as the test
-/// set them. Every request is recorded, also those for paths it does not serve.
-pub struct FakeIssuer {
-    pub base: String,
-    state: Arc<IssuerState>,
-}
-
-struct IssuerState {
-    base: String,
-    key_sets: Mutex<HashMap<String, Value>>,
-    requests: Mutex<Vec<String>>,
-}
-
-async fn serve(State(state): State<Arc<IssuerState>>, uri: Uri) -> Response {
-    let path = uri.path().to_owned();
-    state.requests.lock().unwrap().push(path.clone());
-    let sets = state.key_sets.lock().unwrap();
-    if let Some(name) = path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_suffix("/.well-known/openid-configuration"))
-        && sets.contains_key(name)
-    {
-        let issuer = format!("{}/{name}", state.base);
-        let doc = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
-        return axum::Json(doc).into_response();
-    }
-    if let Some(set) = path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_suffix("/keys"))
-        .and_then(|name| sets.get(name))
-    {
-        return axum::Json(set.clone()).into_response();
-    }
-    StatusCode::NOT_FOUND.into_response()
-}
-
-impl FakeIssuer {
-    /// Serves on 127.0.0.1:0 until the test's runtime ends.
-    pub async fn start() -> FakeIssuer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(IssuerState {
-            base: base.clone(),
-            key_sets: Mutex::new(HashMap::new()),
-            requests: Mutex::new(Vec::new()),
-        });
-        let app = axum::Router::new()
-            .fallback(serve)
-            .with_state(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeIssuer { base, state }
-    }
-
-    /// Publishes `jwks` as issuer `name`; returns the issuer URL.
-    pub fn publish(&self, name: &str, jwks: Value) -> String {
-        self.state
-            .key_sets
-            .lock()
-            .unwrap()
-            .insert(name.to_owned(), jwks);
-        format!("{}/{name}", self.base)
-    }
-
-    /// Every path requested so far, in order.
-    pub fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().unwrap().clone()
-    }
-}
-
 /// A target whose issuer `main` has one RSA key `k1`, checked to accept a good token.
 pub async fn rsa_target(name: &str) -> (Target, TestKey) {
     let key = TestKey::rsa("k1", Algorithm::RS256);
@@ -228,7 +154,7 @@ pub async fn rsa_target(name: &str) -> (Target, TestKey) {
 /// issuer `main` (OIDC discovery) and lets namespace `prod` have `registry.pull`.
 pub struct Target {
     pub server: Server,
-    pub issuer: FakeIssuer,
+    pub issuer: IssuerDouble,
     pub tenant_key: String,
     /// The tenant's audience, which subject tokens must carry.
     pub audience: String,
@@ -245,7 +171,7 @@ impl Target {
         let server = tokio::task::spawn_blocking(move || Server::start(&data))
             .await
             .unwrap();
-        let issuer = FakeIssuer::start().await;
+        let issuer = IssuerDouble::start(json!({ "keys": [] })).await;
         let issuer_url = issuer.publish("main", jwks);
         let (tenant_key, audience) = server.create_tenant("acme").await;
         let target = Target {

@@ -1,13 +1,16 @@
-//! A loopback issuer (OIDC discovery and JWKS) and Kubernetes TokenReview endpoint that can be
-//! told how to misbehave: error statuses, hanging, dripping, oversized or compressed bodies,
-//! redirects, lying discovery documents. It counts every request it receives, so tests can
-//! prove that an attack caused no (or exactly one) outbound request.
+//! The test kit's fake cluster: a loopback issuer (OIDC discovery and JWKS) and Kubernetes
+//! TokenReview endpoint that can be told how to misbehave: error statuses, hanging, dripping,
+//! oversized or compressed bodies, redirects, lying discovery documents. Further issuers can be
+//! published on the same listener under path prefixes (`{url}/{name}`), each with its own key
+//! set, which the test may change at any time (key rotation). It records every request it
+//! receives, so tests can prove that an attack caused no (or exactly one) outbound request.
 //!
 //! Raw HTTP/1.1 over tokio TCP, one request per connection: full control of every byte.
 
 #![allow(dead_code, reason = "each test file uses part of these helpers")]
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +47,10 @@ pub enum Reply {
 struct Shared {
     url: String,
     jwks: Mutex<Value>,
+    /// Issuers published under `/{name}`: their key sets.
+    named: Mutex<HashMap<String, Value>>,
+    /// Every path requested, in order.
+    requests: Mutex<Vec<String>>,
     discovery: Mutex<Reply>,
     keys: Mutex<Reply>,
     review: Mutex<Reply>,
@@ -68,6 +75,8 @@ impl IssuerDouble {
         let shared = Arc::new(Shared {
             url,
             jwks: Mutex::new(jwks),
+            named: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
             discovery: Mutex::new(Reply::Normal),
             keys: Mutex::new(Reply::Normal),
             review: Mutex::new(Reply::Normal),
@@ -90,6 +99,22 @@ impl IssuerDouble {
     /// The issuer URL (also the API server URL).
     pub fn url(&self) -> &str {
         &self.shared.url
+    }
+
+    /// Publishes (or replaces) `jwks` as issuer `name`, served well under `{url}/{name}`: its
+    /// issuer URL.
+    pub fn publish(&self, name: &str, jwks: Value) -> String {
+        self.shared
+            .named
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), jwks);
+        format!("{}/{name}", self.shared.url)
+    }
+
+    /// Every path requested so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.requests.lock().unwrap().clone()
     }
 
     pub fn discovery(&self, reply: Reply) {
@@ -178,6 +203,11 @@ async fn handle(shared: Arc<Shared>, mut stream: TcpStream) {
     let Some((path, body)) = read_request(&mut stream).await else {
         return;
     };
+    shared.requests.lock().unwrap().push(path.clone());
+    if let Some(answer) = named(&shared, &path) {
+        let _ = stream.write_all(&answer).await;
+        return;
+    }
     let (reply, normal, ok) = match path.as_str() {
         DISCOVERY_PATH => {
             shared.discovery_hits.fetch_add(1, Ordering::SeqCst);
@@ -252,6 +282,22 @@ async fn handle(shared: Arc<Shared>, mut stream: TcpStream) {
     };
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
+}
+
+/// The answer of an issuer published under a path prefix, if `path` is one of its two.
+fn named(shared: &Shared, path: &str) -> Option<Vec<u8>> {
+    let json = "Content-Type: application/json\r\n";
+    let sets = shared.named.lock().unwrap();
+    let rest = path.strip_prefix('/')?;
+    if let Some(name) = rest.strip_suffix(DISCOVERY_PATH)
+        && sets.contains_key(name)
+    {
+        let issuer = format!("{}/{name}", shared.url);
+        let doc = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}{KEYS_PATH}") });
+        return Some(response(200, json, doc.to_string().as_bytes()));
+    }
+    let set = sets.get(rest.strip_suffix(KEYS_PATH)?)?;
+    Some(response(200, json, set.to_string().as_bytes()))
 }
 
 /// An authenticated TokenReview answer vouching for what the token says.

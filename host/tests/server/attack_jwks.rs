@@ -81,7 +81,7 @@ async fn key_set_entries_that_must_never_verify_are_left_out() {
     let target = Target::start("atk-jwks", json!({ "keys": [good.jwk] })).await;
     let claims_for = |name: &str| {
         let mut claims = target.claims();
-        claims["iss"] = json!(format!("{}/{name}", target.issuer.base));
+        claims["iss"] = json!(format!("{}/{name}", target.issuer.url()));
         claims
     };
 
