@@ -15,16 +15,16 @@ const AUDIENCE: &str = "http://127.0.0.1:8080/tenants/acme";
 
 /// A state directory that does not exist yet (the dev commands create it), inside a temporary
 /// directory of the test kit.
-struct TempDir {
+struct StateDir {
     _temp: tollgate_tests::temp::TempDir,
     state: PathBuf,
 }
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
+impl StateDir {
+    fn new(name: &str) -> StateDir {
         let temp = tollgate_tests::temp::TempDir::new(name);
         let state = temp.path().join("state");
-        TempDir { _temp: temp, state }
+        StateDir { _temp: temp, state }
     }
 
     fn path(&self) -> &str {
@@ -161,7 +161,7 @@ fn kids(jwks: &JwkSet) -> Vec<String> {
 
 #[test]
 fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
-    let dir = TempDir::new("verify");
+    let dir = StateDir::new("verify");
     let issuer = Issuer::start(&dir.state, &[]);
     assert!(
         issuer.url.starts_with("http://127.0.0.1:"),
@@ -262,7 +262,7 @@ fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
 
 #[test]
 fn tokens_fail_verification_when_they_should() {
-    let dir = TempDir::new("attacks");
+    let dir = StateDir::new("attacks");
     let issuer = Issuer::start(&dir.state, &[]);
     let jwks = issuer.jwks();
     let state = dir.state.as_path();
@@ -316,7 +316,7 @@ fn tokens_fail_verification_when_they_should() {
     );
 
     // A token from another dev cluster (another state dir, so another key) is not accepted.
-    let elsewhere = TempDir::new("attacks-elsewhere");
+    let elsewhere = StateDir::new("attacks-elsewhere");
     let foreign = mint(
         &elsewhere.state,
         &["-n", "prod", "-s", "sa", "--issuer", &issuer.url],
@@ -336,7 +336,7 @@ fn mint_default(state: &Path, extra: &[&str]) -> String {
 
 #[test]
 fn rotation_publishes_both_keys_and_signs_with_the_new_one() {
-    let dir = TempDir::new("rotate");
+    let dir = StateDir::new("rotate");
     let state = dir.state.as_path();
     let issuer = Issuer::start(state, &[]);
     let before = mint_default(state, &[]);
@@ -392,7 +392,7 @@ fn rotation_publishes_both_keys_and_signs_with_the_new_one() {
 
 #[test]
 fn an_issuer_with_a_path_serves_discovery_under_it() {
-    let dir = TempDir::new("path");
+    let dir = StateDir::new("path");
     // The URL needs the port before the issuer starts: take a free one from the system.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -412,7 +412,7 @@ fn an_issuer_with_a_path_serves_discovery_under_it() {
 
 #[test]
 fn a_token_without_an_audience_is_refused_with_a_hint() {
-    let dir = TempDir::new("no-audience");
+    let dir = StateDir::new("no-audience");
     let out = tollgate(&[
         "dev",
         "token",
@@ -435,7 +435,7 @@ fn a_token_without_an_audience_is_refused_with_a_hint() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_issuer_cleanly() {
-    let dir = TempDir::new("ctrl-c");
+    let dir = StateDir::new("ctrl-c");
     let mut issuer = Issuer::start(&dir.state, &[]);
     let status = Command::new("kill")
         .args(["-INT", &issuer.child.id().to_string()])

@@ -24,17 +24,11 @@
 //!
 //! How each engine expresses the rules is described in its module (`engines/*.rs`).
 
-#[path = "engines/cedar.rs"]
 mod cedar;
-#[path = "engines/cel.rs"]
 mod cel;
-#[path = "engines/corpus.rs"]
 mod corpus;
-#[path = "engines/facts.rs"]
 mod facts;
-#[path = "engines/rego.rs"]
 mod rego;
-#[path = "engines/report.rs"]
 mod report;
 
 use corpus::{Case, NOW};
