@@ -113,7 +113,8 @@ pub struct PolicyList {
 }
 
 /// `PUT /v1/tenants/{t}/identities/{id}`: who may assume the identity and what it issues.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Also the body of an `identity` document of `tollgate admin apply -f`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentitySpec {
     /// The tenant's issuer whose tokens are accepted.
@@ -141,6 +142,7 @@ pub struct IdentitySpec {
     #[serde(default = "default_max_ttl")]
     pub max_ttl_seconds: u32,
     /// Fuel per decision (default: the server's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
 }
 

@@ -2,7 +2,7 @@
 //! order; the first refusal stops the run and says what was applied before it.
 
 use super::client::{AdminError, Body, Client};
-use super::documents::{self, Document, IdentityDoc, Resource};
+use super::documents::{self, Document, Identity, Resource};
 use super::resources::{self, issuer_line, policy_line};
 use super::show;
 use crate::cli::Format;
@@ -212,29 +212,11 @@ async fn upload(
     Ok(digest)
 }
 
-/// The PUT body: only the fields the document sets, so the server's defaults apply to the rest.
-fn identity_body(doc: &IdentityDoc, policy: Option<String>) -> Value {
-    let mut body = json!({ "issuer": doc.issuer });
-    let fields = [
-        ("policy", policy.map(Value::from)),
-        ("config", doc.config.clone()),
-        ("scopes", doc.scopes.clone().map(Value::from)),
-        (
-            "token_audiences",
-            doc.token_audiences.clone().map(Value::from),
-        ),
-        (
-            "accepted_audiences",
-            doc.accepted_audiences.clone().map(Value::from),
-        ),
-        ("ttl_seconds", doc.ttl_seconds.map(Value::from)),
-        ("max_ttl_seconds", doc.max_ttl_seconds.map(Value::from)),
-        ("fuel", doc.fuel.map(Value::from)),
-    ];
-    for (key, value) in fields {
-        if let Some(value) = value {
-            body[key] = value;
-        }
+/// The PUT body: the document's spec, with `policy` resolved to the module it names.
+fn identity_body(doc: &Identity, policy: Option<String>) -> Value {
+    let mut spec = doc.spec.clone();
+    if let Some(policy) = policy {
+        spec.policy = policy;
     }
-    body
+    serde_json::to_value(spec).unwrap_or(Value::Null)
 }

@@ -4,6 +4,7 @@
 
 use super::client::AdminError;
 use super::resources::read;
+use crate::admin::bodies::IdentitySpec;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -35,33 +36,57 @@ pub struct PolicyDoc {
     pub name: Option<String>,
 }
 
-/// `kind: identity`: the body of `PUT .../identities/{id}`.
+/// `kind: identity`: where the identity goes, a module to upload first, and the rest of the
+/// document, which is the API's own [`IdentitySpec`] (read by the same type the server reads).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IdentityDoc {
     #[serde(rename = "kind")]
     _kind: String,
     pub tenant: String,
     pub id: String,
-    pub issuer: String,
-    /// `builtin:rules`, `sha256:...`, or the name of a policy uploaded earlier in the file.
-    pub policy: Option<String>,
     /// A module to upload first; the identity then uses its digest.
     pub policy_file: Option<PathBuf>,
-    pub config: Option<Value>,
-    pub scopes: Option<Vec<String>>,
-    pub token_audiences: Option<Vec<String>>,
-    pub accepted_audiences: Option<Vec<String>>,
-    pub ttl_seconds: Option<u32>,
-    pub max_ttl_seconds: Option<u32>,
-    pub fuel: Option<u64>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+/// An identity document, read.
+#[derive(Debug)]
+pub struct Identity {
+    pub tenant: String,
+    pub id: String,
+    pub policy_file: Option<PathBuf>,
+    /// `policy` as the document wrote it: `builtin:rules`, `sha256:...`, or the name of a
+    /// policy uploaded earlier in the file.
+    pub policy: Option<String>,
+    pub spec: IdentitySpec,
+}
+
+impl IdentityDoc {
+    /// The document's body as an [`IdentitySpec`]: unknown keys are refused by its name.
+    fn read(self) -> Result<Identity, String> {
+        let policy = self
+            .rest
+            .get("policy")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let spec =
+            IdentitySpec::deserialize(Value::Object(self.rest)).map_err(|e| e.to_string())?;
+        Ok(Identity {
+            tenant: self.tenant,
+            id: self.id,
+            policy_file: self.policy_file,
+            policy,
+            spec,
+        })
+    }
 }
 
 /// One resource, with the bytes of the module it names.
 pub enum Resource {
     Issuer(IssuerDoc),
     Policy(PolicyDoc, Vec<u8>),
-    Identity(IdentityDoc, Option<Vec<u8>>),
+    Identity(Identity, Option<Vec<u8>>),
 }
 
 /// A resource and its place in the file.
@@ -130,7 +155,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Vec<Document>, Adm
                 Resource::Policy(doc, bytes)
             }
             Some("identity") => {
-                let doc = IdentityDoc::deserialize(document).map_err(typed)?;
+                let doc = IdentityDoc::deserialize(document)
+                    .map_err(typed)?
+                    .read()
+                    .map_err(|m| fail(index, with_line(text, index, m)))?;
                 if doc.policy.is_some() && doc.policy_file.is_some() {
                     return Err(fail(
                         index,
@@ -156,6 +184,35 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Vec<Document>, Adm
         return Err(AdminError::Input(format!("{origin}: no resources in it")));
     }
     Ok(documents)
+}
+
+/// `message` with the line of the top-level key it names (`unknown field `x``), which the spec
+/// read from the document's map cannot know: `at line N column 1`.
+fn with_line(text: &str, index: usize, message: String) -> String {
+    let key = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("unknown field"));
+    let line = key.and_then(|key| {
+        let (mut document, mut begun) = (1, false);
+        text.lines().enumerate().find_map(|(n, line)| {
+            if line == "---" || line.starts_with("--- ") {
+                // A separator before any content opens the first document, not a second.
+                document += usize::from(begun);
+                begun = true;
+                return None;
+            }
+            begun |= !line.trim().is_empty() && !line.trim_start().starts_with('#');
+            let named = line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'));
+            (document == index && named).then_some(n + 1)
+        })
+    });
+    match line {
+        Some(line) => format!("{message} at line {line} column 1"),
+        None => message,
+    }
 }
 
 fn read_relative(
@@ -209,6 +266,20 @@ fn resolve_source_files(source: &mut Value, base: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::with_line;
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = "---\nkind: issuer\n---\nkind: identity\nid: x\npolcy: builtin:rules\n";
+        let message = "unknown field `polcy`, expected one of `issuer`".to_owned();
+        assert_eq!(
+            with_line(text, 2, message.clone()),
+            format!("{message} at line 6 column 1")
+        );
+        assert_eq!(with_line(text, 1, message.clone()), message);
+        assert_eq!(with_line(text, 2, "other".into()), "other");
+    }
+
     use super::*;
 
     fn dir() -> PathBuf {
