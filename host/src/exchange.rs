@@ -155,8 +155,10 @@ impl ExchangeService {
     /// Before step 1: the subject token parsed and screened (structure, header, claims that
     /// need no issuer). Done before the identity is looked up, so a malformed token is refused
     /// by the same work whether or not the identity it names exists (no lookup, no record).
+    /// Whitespace around the token is not part of it: a token file written by
+    /// `kubectl create token ... > f` ends in a newline, which clients pass on.
     pub fn screen_token(token: &str) -> Result<Jws<'_>, ExchangeError> {
-        Ok(jwt::parse(token)?)
+        Ok(jwt::parse(token.trim())?)
     }
 
     /// Step 2: the subject token's verified claims.

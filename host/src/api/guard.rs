@@ -30,7 +30,7 @@ pub const MAX_HEAD_LINES: usize = 101;
 const MAX_KEPT_TEXT: usize = 1024;
 
 /// Paths whose refusals are RFC 6749 errors.
-const EXCHANGE_PREFIXES: [&str; 3] = ["/oauth2/", "/sts/", "/api/v1/auth/"];
+const EXCHANGE_PREFIXES: [&str; 4] = ["/oauth2/", "/sts/", "/api/v1/auth/", "/identity/"];
 
 /// Why a request is refused before routing.
 enum Refusal {

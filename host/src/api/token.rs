@@ -1,5 +1,5 @@
 //! `POST /oauth2/token`: RFC 8693 token exchange, and IBM's `cr-token` grant on the same
-//! endpoint.
+//! endpoint; `POST /identity/token` takes the same form where IBM's documentation sends it.
 
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
@@ -18,7 +18,9 @@ const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/oauth2/token", post(token))
+    Router::new()
+        .route("/oauth2/token", post(token))
+        .route("/identity/token", post(token))
 }
 
 /// Form parameters, each at most once (RFC 6749 §3.2: parameters must not be repeated).

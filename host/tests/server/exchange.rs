@@ -260,3 +260,79 @@ async fn a_pasted_jwks_verifies_until_it_expires() {
         .await;
     assert_eq!(status, 422);
 }
+
+/// IBM's documented request, pasted with only the host changed: `POST /identity/token` with the
+/// `cr-token` grant and `Accept: application/json`; the answer has IBM's fields.
+#[tokio::test]
+async fn the_ibm_seed_request_works_at_identity_token() {
+    let dir = TempDir::new("exchange-ibm");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let profile_id = acme.uid.clone();
+    let form = [
+        ("grant_type", "urn:ibm:params:oauth:grant-type:cr-token"),
+        ("cr_token", token.as_str()),
+        ("profile_id", profile_id.as_str()),
+    ];
+    let request = server
+        .at(reqwest::Method::POST, "/identity/token")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept", "application/json")
+        .form(&form);
+    let (status, body) = Server::send(request).await;
+    assert_eq!(status, 200, "{body}");
+    for field in [
+        "access_token",
+        "token_type",
+        "expires_in",
+        "expiration",
+        "scope",
+    ] {
+        assert!(!body[field].is_null(), "`{field}` missing: {body}");
+    }
+    let expiration = body["expiration"].as_i64().unwrap();
+    let expires_in = body["expires_in"].as_i64().unwrap();
+    assert!((expiration - now() - expires_in).abs() <= 5, "{body}");
+    server
+        .verify(body["access_token"].as_str().unwrap(), REGISTRY)
+        .await;
+    // A refusal there is the same RFC 6749 JSON.
+    let bad = [
+        ("grant_type", "urn:ibm:params:oauth:grant-type:cr-token"),
+        ("cr_token", "x"),
+        ("profile_id", profile_id.as_str()),
+    ];
+    let (status, body) = Server::send(
+        server
+            .at(reqwest::Method::POST, "/identity/token")
+            .form(&bad),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}
+
+/// Whitespace around a subject token (a token file ends in a newline) is not part of it, in
+/// every exchange shape; whitespace inside one still refuses it.
+#[tokio::test]
+async fn whitespace_around_a_subject_token_is_trimmed() {
+    let dir = TempDir::new("exchange-whitespace");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let name = acme.identity("deployer");
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let padded = format!(" {token}\n");
+    assert_eq!(server.exchange(&name, &padded, &[]).await.0, 200);
+    assert_eq!(server.ibm(&name, &padded).await.0, 200);
+    assert_eq!(server.infisical(&name, &padded).await.0, 200);
+    assert_eq!(server.chainguard(&name, &token, None).await.0, 200);
+    let (head, rest) = token.split_at(10);
+    let inside = format!("{head}\n{rest}");
+    assert_eq!(server.exchange(&name, &inside, &[]).await.0, 400);
+}
