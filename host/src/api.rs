@@ -1,5 +1,7 @@
-//! HTTP: routes and the mapping of errors to responses. Everything below this layer is
-//! transport-free; handlers parse, call `exchange` or the store, and shape the answer.
+//! HTTP: the routes, the guard every request passes (`guard.rs`), the request limits and rate
+//! limits, `run_exchange` (the driver of all four exchange shapes), and the mapping of errors to
+//! responses. Everything below this layer is transport-free; handlers parse, call the exchange
+//! or admin service, and shape the answer.
 
 mod admin;
 mod auth;

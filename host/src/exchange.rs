@@ -201,16 +201,10 @@ impl ExchangeService {
         Ok(claims)
     }
 
-    /// The whole exchange. Every outcome but a malformed token or an unknown identity is
+    /// The exchange for a token already screened ([`Self::screen_token`]) and an identity
+    /// already found ([`Self::find_identity`]), in that order: the caller, `api::run_exchange`,
+    /// does both so it can check rate limits between them. Every outcome from here on is
     /// recorded in the audit log.
-    pub async fn exchange(&self, input: ExchangeInput) -> Result<Issued, ExchangeError> {
-        let token = Self::screen_token(&input.subject_token)?;
-        let identity = self.find_identity(&input.identity).await?;
-        self.exchange_as(&identity, &input, token).await
-    }
-
-    /// The exchange for an identity already found and a token already screened (the caller
-    /// did both, in that order: [`Self::screen_token`], then [`Self::find_identity`]).
     pub async fn exchange_as(
         &self,
         identity: &IdentityRecord,
