@@ -4,18 +4,22 @@
 //! what is the api layer's `Principal`.
 
 pub mod bodies;
+mod infisical;
 
+use crate::common::cidrs::Cidrs;
 use crate::common::unix_now;
 use crate::exchange::{Decided, ExchangeError, ExchangeInput, ExchangeService, identity_name};
 use crate::policy::limits::MAX_FUEL;
 use crate::policy::{BUILTIN_RULES, LoadError, PolicyRegistry};
 use crate::store::{
-    DecisionRecord, IdentityRecord, IssuerRecord, PolicyConfig, Store, StoreError, generate_api_key,
+    DecisionRecord, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, Store, StoreError,
+    generate_api_key,
 };
 use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use bodies::{
     DecisionPage, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec, IssuerView,
-    KeyCreated, PolicyList, PolicyUploaded, SimulateRequest, Simulation, TenantCreated, TenantList,
+    KeyCreated, PolicyList, PolicyUploaded, Revoked, SimulateRequest, Simulation, TenantCreated,
+    TenantList,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,6 +30,12 @@ pub enum AdminError {
     /// The input is unusable (422), with a message for the admin.
     #[error("{0}")]
     Invalid(String),
+    /// The body is malformed (400), naming the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// It would take over something that exists for another purpose (409).
+    #[error("{0}")]
+    Conflict(String),
     /// What the operation names does not exist (404).
     #[error("{0} not found")]
     NotFound(String),
@@ -60,6 +70,24 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
         Err(AdminError::Invalid(format!(
             "{kind} name `{name}` must be 1-63 lowercase letters, digits or `-`"
         )))
+    }
+}
+
+/// How long a pasted key set is trusted when its `expires_at` is not given (Chainguard's
+/// default for static identities): clusters rotate their keys.
+pub const STATIC_KEYS_DEFAULT_LIFETIME: i64 = 30 * 24 * 3600;
+
+/// Gives a `static_jwks` source without `expires_at` the default one, so the stored record
+/// says when it ends.
+fn default_static_expiry(source: &mut Value, now: i64) {
+    if source.get("mode").and_then(Value::as_str) == Some("static_jwks")
+        && let Some(fields) = source.as_object_mut()
+        && !fields.contains_key("expires_at")
+    {
+        fields.insert(
+            "expires_at".into(),
+            json!(now + STATIC_KEYS_DEFAULT_LIFETIME),
+        );
     }
 }
 
@@ -107,16 +135,17 @@ impl AdminService {
         })
     }
 
-    pub async fn create_key(&self, tenant: &str) -> Result<KeyCreated> {
+    pub async fn create_key(&self, tenant: &str, role: KeyRole) -> Result<KeyCreated> {
         self.require_tenant(tenant).await?;
         let (secret, hash) = generate_api_key()?;
         let key = self
             .store
-            .create_api_key(Some(tenant), &hash, "api")
+            .create_api_key_as(Some(tenant), &hash, role.as_str(), role)
             .await?;
         Ok(KeyCreated {
             id: key.id,
             api_key: secret,
+            role: key.role,
         })
     }
 
@@ -134,6 +163,8 @@ impl AdminService {
         spec: IssuerSpec,
     ) -> Result<IssuerView> {
         check_name("issuer", name)?;
+        let mut spec = spec;
+        default_static_expiry(&mut spec.source, unix_now());
         let source: IssuerSource = serde_json::from_value(spec.source.clone())
             .map_err(|e| AdminError::Invalid(format!("invalid issuer source: {e}")))?;
         let config = IssuerConfig {
@@ -162,6 +193,11 @@ impl AdminService {
         };
         let stored = self.store.put_issuer(&record).await?;
         self.verifier.forget(&config.cache_key);
+        if let IssuerSource::StaticJwks { expires_at, .. } = &config.source
+            && *expires_at - unix_now() <= crate::verify::STATIC_KEYS_WARN_BEFORE
+        {
+            tracing::warn!(%tenant, issuer = %name, expires_at, "static issuer keys expire within a week");
+        }
         Ok(IssuerView::from(&stored))
     }
 
@@ -240,6 +276,9 @@ impl AdminService {
         {
             return invalid("need 0 < `ttl_seconds` <= `max_ttl_seconds`");
         }
+        let trusted_cidrs = Cidrs::parse(&spec.trusted_cidrs)
+            .map_err(|e| AdminError::Invalid(format!("`trusted_cidrs`: {e}")))?
+            .to_strings();
         if spec.fuel.is_some_and(|f| f == 0 || f > MAX_FUEL) {
             return Err(AdminError::Invalid(format!(
                 "`fuel` must be between 1 and {MAX_FUEL}"
@@ -293,11 +332,32 @@ impl AdminService {
             scopes: spec.scopes,
             ttl_seconds: spec.ttl_seconds,
             max_ttl_seconds: spec.max_ttl_seconds,
+            num_uses: spec.num_uses,
+            trusted_cidrs,
             fuel: spec.fuel,
             created_at: 0,
             updated_at: 0,
         };
-        Ok(IdentityView::from(self.store.put_identity(&record).await?))
+        let stored = self.store.put_identity(&record).await?;
+        let warnings = self.exchange.ttl_warnings(&stored);
+        for warning in &warnings {
+            tracing::warn!(%tenant, identity = %id, "{warning}");
+        }
+        Ok(IdentityView {
+            warnings,
+            ..IdentityView::from(stored)
+        })
+    }
+
+    /// Revokes every token identity `id` issued before now.
+    pub async fn revoke_identity(&self, tenant: &str, id: &str) -> Result<Revoked> {
+        let identity = self.identity(tenant, id).await?;
+        let sessions = self
+            .exchange
+            .revoke_identity(&identity)
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        Ok(Revoked { sessions })
     }
 
     async fn identity(&self, tenant: &str, id: &str) -> Result<IdentityRecord> {

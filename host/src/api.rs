@@ -5,10 +5,13 @@
 
 mod admin;
 mod auth;
+mod client;
 mod compat;
 mod discovery;
 mod error;
 pub mod guard;
+mod infisical;
+mod life;
 mod limits;
 mod openapi;
 mod ops;
@@ -18,15 +21,14 @@ mod token;
 pub use error::{ApiError, OAuthError};
 pub use ratelimit::{Rate, RateLimiter, RateLimits};
 
+use crate::common::cidrs::Cidrs;
 use crate::exchange::{ExchangeError, ExchangeInput, ExchangeService, Issued, parse_identity_name};
 use crate::metrics::{self, Outcome};
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use client::ClientAddr;
 use ratelimit::Keys;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub exchange: Arc<ExchangeService>,
     pub admin: Arc<crate::admin::AdminService>,
     pub limiter: Arc<RateLimiter>,
+    /// Proxies whose forwarding headers name the client (`api/client.rs`).
+    pub trusted_proxies: Arc<Cidrs>,
 }
 
 /// Limits on each request.
@@ -55,6 +59,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
     let exchange = Router::new()
         .merge(token::routes())
         .merge(compat::routes())
+        .merge(life::routes())
         .layer(DefaultBodyLimit::max(EXCHANGE_BODY_LIMIT))
         .layer(from_fn_with_state(EXCHANGE_BODY_LIMIT, limits::exchange))
         .layer(from_fn_with_state(
@@ -63,6 +68,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         ))
         .layer(from_fn(guard::exchange));
     let admin = admin::routes()
+        .merge(infisical::routes())
         .layer(DefaultBodyLimit::max(bounds.max_body))
         .layer(from_fn_with_state(bounds.max_body, limits::admin))
         .layer(from_fn(guard::admin));
@@ -77,22 +83,6 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         .merge(admin)
         .merge(public)
         .with_state(state)
-}
-
-/// The caller's address when the server was started with connect info (absent in tests).
-pub struct ClientAddr(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip().to_string()),
-        ))
-    }
 }
 
 /// Runs an exchange for any of the endpoint shapes, within the rate limits (see

@@ -4,6 +4,7 @@
 
 use crate::admin::AdminService;
 use crate::api::{self, AppState, RateLimiter};
+use crate::common::cidrs::Cidrs;
 use crate::common::unix_now;
 use crate::config::ServeArgs;
 use crate::exchange::ExchangeService;
@@ -79,6 +80,7 @@ impl App {
                 store.clone(),
                 settings.signing_alg,
                 rotate_every,
+                Duration::from_secs(settings.max_issued_ttl_seconds.into()),
                 unix_now(),
             )
             .await?,
@@ -97,18 +99,23 @@ impl App {
             signer: signer.clone(),
             public_url: public_url.clone(),
             fuel,
+            max_issued_ttl: settings.max_issued_ttl_seconds,
         });
         let limiter = Arc::new(RateLimiter::new(settings.rate_limits()));
         let tasks = vec![
-            tokio::spawn(rotate_keys(signer)),
+            tokio::spawn(rotate_keys(signer, rotate_every)),
+            tokio::spawn(prune_sessions(exchange.store.clone())),
             tokio::spawn(warm_cache(exchange.store.clone())),
             tokio::spawn(evict_idle(limiter.clone())),
         ];
         let admin = Arc::new(AdminService::new(exchange.clone()));
+        let trusted_proxies = Cidrs::parse(&settings.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         let state = AppState {
             exchange,
             admin,
             limiter,
+            trusted_proxies: Arc::new(trusted_proxies),
         };
         let limits = api::RequestLimits {
             max_body: settings.max_body_bytes,
@@ -206,12 +213,26 @@ async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyh
     Ok(())
 }
 
-async fn rotate_keys(signer: Arc<Signer>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+/// Rotates the signing key on schedule and stops publishing keys whose tokens all expired;
+/// checks every minute, or more often for a schedule of less than four minutes.
+async fn rotate_keys(signer: Arc<Signer>, rotate_every: Duration) {
+    let period = (rotate_every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
         if let Err(error) = signer.rotate_if_due(unix_now()).await {
             tracing::error!(%error, "signing key rotation failed");
+        }
+    }
+}
+
+/// Forgets use counts and revocations of sessions that have ended, every minute.
+async fn prune_sessions(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        if let Err(error) = store.prune_sessions(unix_now()).await {
+            tracing::warn!(%error, "could not prune ended sessions");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Leaf helpers every layer may use; this module imports nothing of the crate: the clock, random
-//! ids, content digests and the shutdown signal.
+//! ids, content digests, address ranges (`cidrs.rs`) and the shutdown signal.
+
+pub mod cidrs;
 
 use sha2::{Digest, Sha256};
 use std::future::Future;

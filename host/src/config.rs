@@ -47,6 +47,21 @@ pub struct ServeArgs {
     /// Longest subject-token lifetime accepted (`exp - iat`), in seconds.
     #[arg(long, env = "TOLLGATE_MAX_TOKEN_LIFETIME_SECONDS", default_value_t = 48 * 3600)]
     pub max_token_lifetime_seconds: u64,
+    /// Longest lifetime of any token this server issues, in seconds: an identity's longer
+    /// `ttl_seconds` is accepted with a warning and clamped to this. Signing keys stay
+    /// published this long after they stop signing.
+    #[arg(long, env = "TOLLGATE_MAX_ISSUED_TTL_SECONDS", default_value_t = 24 * 3600,
+          value_parser = clap::value_parser!(u32).range(60..))]
+    pub max_issued_ttl_seconds: u32,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client (addresses or
+    /// CIDR ranges, comma-separated). Without it the client is the socket's peer, always.
+    #[arg(
+        long,
+        env = "TOLLGATE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Allow `http:` and private/loopback addresses for issuers, JWKS and TokenReview
     /// (local clusters and tests only).
     #[arg(long, env = "TOLLGATE_ALLOW_INSECURE_ISSUERS")]

@@ -15,11 +15,15 @@ use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+mod claims;
 mod decide;
 mod error;
+mod life;
 
+pub use claims::{Limits, OwnClaims};
 pub use decide::{Decided, Granted};
-pub use error::{ExchangeError, Failure, TokenRejection};
+pub use error::{ExchangeError, Failure, Inactive, TokenRejection};
+pub use life::Introspection;
 
 /// Claims of the issued token a policy may not set.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -39,6 +43,9 @@ const RESERVED_CLAIMS: &[&str] = &[
     "client_id",
     "azp",
     "cnf",
+    "sid",
+    "auth_time",
+    "limits",
 ];
 
 /// What a workload asks for.
@@ -63,6 +70,14 @@ pub struct Issued {
     pub audience: String,
     /// The identity's `max_ttl_seconds`, for the Infisical-shaped response.
     pub max_ttl: u32,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its session: the first token's `jti`, kept by renewals.
+    pub session: String,
+    /// When no renewal of it can live past.
+    pub session_ends: i64,
+    /// Why what was issued differs from what the identity says (the server's lifetime cap).
+    pub warnings: Vec<String>,
 }
 
 /// Runs exchanges. Cheap to share behind an `Arc`.
@@ -77,6 +92,8 @@ pub struct ExchangeService {
     pub public_url: String,
     /// Default fuel per decision.
     pub fuel: u64,
+    /// The longest lifetime of any issued token (the operator's cap).
+    pub max_issued_ttl: u32,
 }
 
 /// `tenants/{tenant}/identities/{id}` split, if the text has that shape.
@@ -91,10 +108,10 @@ pub fn parse_identity_name(name: &str) -> Option<(&str, &str)> {
 /// The exchange's answer once its audit record was committed, or was not: a token is only
 /// handed out with its record (the identity cache can answer while the database cannot be
 /// written), so an allowed exchange whose record failed is refused; a refusal stays one.
-fn answer(
-    result: Result<Issued, ExchangeError>,
+fn answer<T>(
+    result: Result<T, ExchangeError>,
     recorded: Result<(), StoreError>,
-) -> Result<Issued, ExchangeError> {
+) -> Result<T, ExchangeError> {
     let Err(error) = recorded else {
         return result;
     };
@@ -250,14 +267,19 @@ impl ExchangeService {
         let claims = self.verify_token(identity, token, now).await?;
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
-        record.jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        record.subject_jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
         let decided = self.decide(identity, &claims, input, now);
         decided.record_into(record);
         if let Some(evaluation) = &decided.evaluation {
             crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);
         }
         let granted = decided.outcome?;
-        let token = self.issued_claims(identity, &claims, &granted, now);
+        let jti = random_id();
+        let session_ends = now + i64::from(identity.max_ttl_seconds);
+        record.jti = Some(jti.clone());
+        record.session = Some(jti.clone());
+        record.session_ends = Some(session_ends);
+        let token = self.issued_claims(identity, &claims, &granted, now, &jti, session_ends);
         let access_token = self.signer.sign(&token).map_err(Failure::Signing)?;
         Ok(Issued {
             access_token,
@@ -265,7 +287,23 @@ impl ExchangeService {
             scopes: granted.scopes,
             audience: granted.audience,
             max_ttl: identity.max_ttl_seconds,
+            session: jti.clone(),
+            jti,
+            session_ends,
+            warnings: self.ttl_warnings(identity),
         })
+    }
+
+    /// What an identity's lifetimes ask that this server does not issue: a `ttl_seconds` over
+    /// the operator's cap is clamped to it.
+    pub fn ttl_warnings(&self, identity: &IdentityRecord) -> Vec<String> {
+        if identity.ttl_seconds <= self.max_issued_ttl {
+            return Vec::new();
+        }
+        vec![format!(
+            "ttl_seconds {} is over this server's cap of {} seconds: tokens live {} seconds",
+            identity.ttl_seconds, self.max_issued_ttl, self.max_issued_ttl
+        )]
     }
 
     /// The issued token's claims: the server's own, and the policy's extra ones under them.
@@ -275,6 +313,8 @@ impl ExchangeService {
         subject: &Value,
         granted: &Granted,
         now: i64,
+        jti: &str,
+        session_ends: i64,
     ) -> Value {
         let k8s = subject.get("kubernetes.io");
         let name = |kind: &str| {
@@ -290,7 +330,12 @@ impl ExchangeService {
             "iat": now,
             "nbf": now,
             "exp": now + i64::from(granted.ttl),
-            "jti": random_id(),
+            "jti": jti,
+            // RFC 9068: the client that asked is the workload, named by its subject token.
+            "client_id": subject.get("sub"),
+            "auth_time": now,
+            "sid": jti,
+            "limits": Limits::of(identity, session_ends),
             "act": { "iss": subject.get("iss"), "sub": subject.get("sub") },
             "tenant": identity.tenant,
             "identity": identity.uid,
@@ -371,10 +416,14 @@ mod tests {
             scopes: vec![],
             audience: "aud".into(),
             max_ttl: 3600,
+            jti: "j".into(),
+            session: "j".into(),
+            session_ends: 3600,
+            warnings: vec![],
         };
         let refused = answer(Ok(issued.clone()), recorded);
         assert!(matches!(refused, Err(ExchangeError::Internal(_))));
-        let denied = Err(ExchangeError::InvalidTarget);
+        let denied: Result<Issued, _> = Err(ExchangeError::InvalidTarget);
         assert!(matches!(
             answer(denied, Err(StoreError::Invalid("down".into()))),
             Err(ExchangeError::InvalidTarget)

@@ -13,6 +13,8 @@ static DECISION_MICROS: AtomicU64 = AtomicU64::new(0);
 static FUEL: AtomicU64 = AtomicU64::new(0);
 static JWKS_FETCH_OK: AtomicU64 = AtomicU64::new(0);
 static JWKS_FETCH_FAILED: AtomicU64 = AtomicU64::new(0);
+static STATIC_KEYS_EXPIRING: AtomicU64 = AtomicU64::new(0);
+static STATIC_KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
 /// Decision latency buckets, in microseconds.
 const BUCKETS: [u64; 8] = [10, 25, 50, 100, 250, 1000, 10_000, 100_000];
 static DECISION_BUCKETS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
@@ -43,6 +45,17 @@ pub fn count_jwks_fetch(ok: bool) {
         &JWKS_FETCH_OK
     } else {
         &JWKS_FETCH_FAILED
+    }
+    .fetch_add(1, Relaxed);
+}
+
+/// One verification against a static key set within a week of its expiry, or past it.
+pub fn count_static_keys(state: crate::verify::KeysState) {
+    use crate::verify::KeysState;
+    match state {
+        KeysState::Fresh => return,
+        KeysState::Expiring => &STATIC_KEYS_EXPIRING,
+        KeysState::Expired => &STATIC_KEYS_EXPIRED,
     }
     .fetch_add(1, Relaxed);
 }
@@ -108,6 +121,17 @@ pub fn render() -> String {
         "tollgate_jwks_fetches_total{{result=\"error\"}} {}",
         JWKS_FETCH_FAILED.load(Relaxed)
     );
+    out.push_str("# HELP tollgate_static_keys_checks_total Verifications against a static key set within a week of its expiry, or after it.\n# TYPE tollgate_static_keys_checks_total counter\n");
+    for (state, counter) in [
+        ("expiring", &STATIC_KEYS_EXPIRING),
+        ("expired", &STATIC_KEYS_EXPIRED),
+    ] {
+        let _ = writeln!(
+            out,
+            "tollgate_static_keys_checks_total{{state=\"{state}\"}} {}",
+            counter.load(Relaxed)
+        );
+    }
     out
 }
 
@@ -124,6 +148,7 @@ mod tests {
             "tollgate_decision_seconds_bucket{le=\"0.000025\"}",
             "tollgate_policy_fuel_total",
             "tollgate_jwks_fetches_total{result=\"ok\"}",
+            "tollgate_static_keys_checks_total{state=\"expired\"}",
         ] {
             assert!(text.contains(family), "{family} missing in\n{text}");
         }

@@ -19,6 +19,7 @@ mod issuers;
 mod migrations;
 mod models;
 mod policies;
+mod sessions;
 mod signing_keys;
 mod tenants;
 #[cfg(test)]
@@ -39,9 +40,10 @@ pub use decision_log::DecisionLog;
 pub use decisions::MAX_DECISION_PAGE;
 pub use error::StoreError;
 pub use models::{
-    ApiKey, DecisionRecord, IdentityRecord, IssuerRecord, PolicyConfig, PolicyMeta, PolicyRecord,
-    SigningKeyRecord, Tenant,
+    ApiKey, DecisionRecord, Event, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, PolicyMeta,
+    PolicyRecord, SigningKeyRecord, Tenant,
 };
+pub use sessions::Consumed;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

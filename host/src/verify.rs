@@ -10,6 +10,7 @@ pub mod address;
 mod cache;
 pub mod discovery;
 mod error;
+mod expiry;
 pub mod fetch;
 pub mod jwks;
 pub mod jwt;
@@ -19,6 +20,8 @@ pub mod tokenreview;
 
 use cache::KeyCache;
 pub use error::VerifyError;
+use expiry::ExpiryWarnings;
+pub use expiry::{KeysState, WARN_BEFORE as STATIC_KEYS_WARN_BEFORE};
 use fetch::{FetchSettings, SafeFetcher};
 use jwks::KeySet;
 use jwt::ClaimRules;
@@ -70,8 +73,13 @@ impl Default for VerifySettings {
     from = "SourceRepr"
 )]
 pub enum IssuerSource {
-    /// `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`.
-    Discovery,
+    /// `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`: on the issuer's host
+    /// unless the tenant opts in to another (a cluster started with
+    /// `--service-account-jwks-uri` pointing elsewhere).
+    Discovery {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_external_jwks_uri: bool,
+    },
     /// A JWKS pasted by the tenant, trusted until `expires_at` (seconds since the epoch).
     StaticJwks {
         jwks: serde_json::Value,
@@ -88,7 +96,12 @@ pub enum IssuerSource {
 impl std::fmt::Debug for IssuerSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Discovery => f.write_str("Discovery"),
+            Self::Discovery {
+                allow_external_jwks_uri,
+            } => f
+                .debug_struct("Discovery")
+                .field("allow_external_jwks_uri", allow_external_jwks_uri)
+                .finish(),
             Self::StaticJwks { jwks, expires_at } => f
                 .debug_struct("StaticJwks")
                 .field("jwks", jwks)
@@ -111,7 +124,10 @@ impl std::fmt::Debug for IssuerSource {
 #[derive(Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 enum SourceRepr {
-    Discovery {},
+    Discovery {
+        #[serde(default)]
+        allow_external_jwks_uri: bool,
+    },
     StaticJwks {
         jwks: serde_json::Value,
         expires_at: i64,
@@ -126,7 +142,11 @@ enum SourceRepr {
 impl From<SourceRepr> for IssuerSource {
     fn from(repr: SourceRepr) -> Self {
         match repr {
-            SourceRepr::Discovery {} => Self::Discovery,
+            SourceRepr::Discovery {
+                allow_external_jwks_uri,
+            } => Self::Discovery {
+                allow_external_jwks_uri,
+            },
             SourceRepr::StaticJwks { jwks, expires_at } => Self::StaticJwks { jwks, expires_at },
             SourceRepr::TokenReview {
                 api_server,
@@ -169,6 +189,7 @@ struct Inner {
     settings: VerifySettings,
     fetcher: SafeFetcher,
     cache: KeyCache,
+    expiry: ExpiryWarnings,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -199,6 +220,7 @@ impl Verifier {
                 settings,
                 fetcher,
                 cache,
+                expiry: ExpiryWarnings::default(),
             }),
         })
     }
@@ -227,7 +249,7 @@ impl Verifier {
             return bad("issuer must be a non-empty string without control characters");
         }
         match &issuer.source {
-            IssuerSource::Discovery => discovery::check_issuer_url(iss, insecure),
+            IssuerSource::Discovery { .. } => discovery::check_issuer_url(iss, insecure),
             IssuerSource::StaticJwks { jwks, expires_at } => {
                 if *expires_at <= 0 {
                     return bad("`expires_at` must be a positive time");
@@ -299,9 +321,15 @@ impl Verifier {
             max_lifetime: secs(settings.max_lifetime),
         };
         match &issuer.source {
-            IssuerSource::Discovery => self.verify_discovery(issuer, jws, &rules).await,
+            IssuerSource::Discovery {
+                allow_external_jwks_uri,
+            } => {
+                self.verify_discovery(issuer, jws, &rules, *allow_external_jwks_uri)
+                    .await
+            }
             IssuerSource::StaticJwks { jwks, expires_at } => {
-                if now >= *expires_at {
+                let state = self.inner.expiry.note(&issuer.cache_key, *expires_at, now);
+                if state == KeysState::Expired {
                     return Err(VerifyError::StaticKeysExpired);
                 }
                 let set = KeySet::from_value(jwks)?;
@@ -327,6 +355,7 @@ impl Verifier {
         issuer: &IssuerConfig,
         jws: jwt::Jws<'_>,
         rules: &ClaimRules<'_>,
+        external_jwks_uri: bool,
     ) -> Result<serde_json::Value, VerifyError> {
         // Screened before any fetch, so that a token of another issuer (or an expired one, or
         // one for another audience) costs the issuer no request; judged again once verified.
@@ -343,6 +372,7 @@ impl Verifier {
                         &inner.fetcher,
                         &issuer.issuer_url,
                         inner.settings.allow_insecure,
+                        external_jwks_uri,
                     )
                 },
             )

@@ -32,11 +32,32 @@ pub struct TenantList {
     pub tenants: Vec<Tenant>,
 }
 
+/// `POST /v1/tenants/{t}/keys` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// `admin` (default: manages the tenant) or `introspect` (only introspects and revokes the
+    /// tenant's tokens: the credential for its resource servers).
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub role: crate::store::KeyRole,
+}
+
 /// Another API key of a tenant (shown once).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyCreated {
     pub id: String,
     pub api_key: String,
+    /// `admin` or `introspect`.
+    #[schema(value_type = String)]
+    pub role: crate::store::KeyRole,
+}
+
+/// `POST /v1/tenants/{t}/identities/{id}/revoke`: every token the identity issued before now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// Sessions (a token and its renewals) newly revoked.
+    pub sessions: u64,
 }
 
 /// `PUT /v1/tenants/{t}/issuers/{name}`.
@@ -138,9 +159,17 @@ pub struct IdentitySpec {
     /// Lifetime of issued tokens (default 900).
     #[serde(default = "default_ttl")]
     pub ttl_seconds: u32,
-    /// Longest lifetime (default 3600).
+    /// Longest a token lives through renewals, from the first token's issue (default 3600).
     #[serde(default = "default_max_ttl")]
     pub max_ttl_seconds: u32,
+    /// How many introspections may answer `active: true` for a token and its renewals
+    /// (0, the default: unlimited).
+    #[serde(default)]
+    pub num_uses: u32,
+    /// Address ranges (IPv4/IPv6 CIDRs or addresses) exchanges must come from and tokens be
+    /// presented from; empty (the default) or `0.0.0.0/0` and `::/0`: any.
+    #[serde(default)]
+    pub trusted_cidrs: Vec<String>,
     /// Fuel per decision (default: the server's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
@@ -166,6 +195,10 @@ pub struct IdentityView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub record: IdentityRecord,
+    /// What of the identity this server does not do as written (a `ttl_seconds` over the
+    /// server's cap is clamped to it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl From<IdentityRecord> for IdentityView {
@@ -173,6 +206,7 @@ impl From<IdentityRecord> for IdentityView {
         Self {
             name: crate::exchange::identity_name(&record),
             record,
+            warnings: Vec::new(),
         }
     }
 }

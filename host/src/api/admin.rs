@@ -6,8 +6,8 @@ use super::auth::Principal;
 use super::{ApiError, AppState};
 use crate::admin::bodies::{
     DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
-    IssuerView, KeyCreated, NewTenant, PolicyList, PolicyUploaded, SimulateRequest, Simulation,
-    TenantCreated, TenantList,
+    IssuerView, KeyCreated, NewKey, NewTenant, PolicyList, PolicyUploaded, Revoked,
+    SimulateRequest, Simulation, TenantCreated, TenantList,
 };
 use crate::admin::{AdminError, AdminService};
 use axum::body::Bytes;
@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
             put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route(
+            "/v1/tenants/{tenant}/identities/{id}/revoke",
+            post(revoke_identity),
+        )
+        .route(
             "/v1/tenants/{tenant}/identities/{id}/simulate",
             post(simulate),
         )
@@ -46,6 +50,8 @@ impl From<AdminError> for ApiError {
     fn from(error: AdminError) -> Self {
         match error {
             AdminError::Invalid(message) => ApiError::unprocessable(message),
+            AdminError::BadRequest(message) => ApiError::bad_request(message),
+            AdminError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, message),
             AdminError::NotFound(what) => ApiError::not_found(what),
             AdminError::Busy(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             AdminError::Store(error) => error.into(),
@@ -89,16 +95,23 @@ async fn list_tenants(
     Ok(Json(admin(&state).list_tenants().await?))
 }
 
-/// Another API key for the tenant, shown once.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys", tag = "tenants",
-    params(("tenant" = String, Path)), responses((status = 201, body = KeyCreated), (status = 404, body = ErrorBody)))]
+/// Another API key for the tenant, shown once: an `admin` key (default), or an `introspect`
+/// key for the tenant's resource servers. The body is optional.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys", tag = "tenants", request_body(content = NewKey, description = "optional"),
+    params(("tenant" = String, Path)), responses((status = 201, body = KeyCreated), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_key(
     State(state): State<AppState>,
     who: Principal,
     Path(tenant): Path<String>,
+    bytes: Bytes,
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     who.require_tenant(&tenant)?;
-    let key = admin(&state).create_key(&tenant).await?;
+    let new: NewKey = if bytes.iter().all(u8::is_ascii_whitespace) {
+        NewKey::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::unprocessable(e.to_string()))?
+    };
+    let key = admin(&state).create_key(&tenant, new.role).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -237,6 +250,20 @@ async fn list_identities(
 ) -> Result<Json<IdentityList>, ApiError> {
     who.require_tenant(&tenant)?;
     Ok(Json(admin(&state).list_identities(&tenant).await?))
+}
+
+/// Revoke every token the identity issued before now (and their renewals): each is inactive
+/// at introspection and cannot be renewed. Tokens issued after this answer are not affected.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/identities/{id}/revoke", tag = "identities",
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Revoked), (status = 404, body = ErrorBody)))]
+async fn revoke_identity(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<Revoked>, ApiError> {
+    who.require_tenant(&tenant)?;
+    Ok(Json(admin(&state).revoke_identity(&tenant, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/identities/{id}", tag = "identities",

@@ -1,8 +1,9 @@
 //! Admin authentication: `Authorization: Bearer <api key>`. An operator key manages tenants;
-//! a tenant key manages only its own tenant.
+//! a tenant key manages only its own tenant; an introspection key of a tenant may only
+//! introspect and revoke that tenant's tokens (what a tenant gives its resource servers).
 
 use super::{ApiError, AppState};
-use crate::store::hash_api_key;
+use crate::store::{KeyRole, hash_api_key};
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -12,6 +13,15 @@ use axum::http::request::Parts;
 pub enum Principal {
     Operator,
     Tenant(String),
+    /// A tenant's key with the `introspect` role.
+    Introspector(String),
+}
+
+pub(super) fn introspection_only() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "this key may only introspect and revoke tokens",
+    )
 }
 
 impl Principal {
@@ -25,6 +35,16 @@ impl Principal {
                 StatusCode::FORBIDDEN,
                 "this key cannot manage that tenant",
             )),
+            Principal::Introspector(_) => Err(introspection_only()),
+        }
+    }
+
+    /// The tenant whose tokens this key may introspect and revoke: its own, for a tenant's
+    /// admin or introspection key; an operator key has none.
+    pub fn token_tenant(&self) -> Option<&str> {
+        match self {
+            Principal::Tenant(tenant) | Principal::Introspector(tenant) => Some(tenant),
+            Principal::Operator => None,
         }
     }
 
@@ -35,6 +55,7 @@ impl Principal {
                 StatusCode::FORBIDDEN,
                 "an operator key is required",
             )),
+            Principal::Introspector(_) => Err(introspection_only()),
         }
     }
 }
@@ -64,9 +85,10 @@ impl FromRequestParts<AppState> for Principal {
             .find_api_key(&hash_api_key(secret))
             .await?
             .ok_or_else(unauthorized)?;
-        Ok(match key.tenant {
-            None => Principal::Operator,
-            Some(tenant) => Principal::Tenant(tenant),
+        Ok(match (key.tenant, key.role) {
+            (None, _) => Principal::Operator,
+            (Some(tenant), KeyRole::Admin) => Principal::Tenant(tenant),
+            (Some(tenant), KeyRole::Introspect) => Principal::Introspector(tenant),
         })
     }
 }

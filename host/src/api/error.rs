@@ -82,6 +82,26 @@ impl OAuthError {
         json!({"error": self.code, "error_description": self.description})
     }
 
+    /// 401: introspection and revocation need a tenant's API key (RFC 6749 §5.2).
+    pub fn invalid_client() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_client",
+            description: "a tenant API key is required as the bearer credential",
+            retry_after: None,
+        }
+    }
+
+    /// 403: an operator key has no tenant whose tokens it could introspect or revoke.
+    pub fn unauthorized_client() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "unauthorized_client",
+            description: "only a tenant's key may introspect or revoke its tokens",
+            retry_after: None,
+        }
+    }
+
     pub fn unsupported_grant_type() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -99,9 +119,17 @@ impl From<ExchangeError> for OAuthError {
             // which identities exist or what their policies check.
             ExchangeError::UnknownIdentity
             | ExchangeError::InvalidToken(_)
-            | ExchangeError::Denied { .. } => Self::invalid_request(
+            | ExchangeError::Denied { .. }
+            | ExchangeError::UntrustedAddress(_) => Self::invalid_request(
                 "the subject token cannot be exchanged for the requested identity",
             ),
+            // One answer whatever made the token unrenewable.
+            ExchangeError::NotRenewable(_) => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_grant",
+                description: "the token cannot be renewed",
+                retry_after: None,
+            },
             ExchangeError::InvalidScope(_) => Self {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_scope",
@@ -131,6 +159,12 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = Json(self.body());
         let mut response = (self.status, [("cache-control", "no-store")], body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

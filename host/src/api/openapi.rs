@@ -3,8 +3,8 @@
 
 use crate::admin::bodies::{
     DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
-    IssuerView, KeyCreated, NewTenant, OAuthErrorBody, PolicyList, PolicyUploaded, SimulateRequest,
-    Simulation, TenantCreated, TenantList,
+    IssuerView, KeyCreated, NewKey, NewTenant, OAuthErrorBody, PolicyList, PolicyUploaded, Revoked,
+    SimulateRequest, Simulation, TenantCreated, TenantList,
 };
 use axum::Json;
 use axum::routing::get;
@@ -30,6 +30,7 @@ use utoipa::OpenApi;
         super::admin::get_identity,
         super::admin::list_identities,
         super::admin::delete_identity,
+        super::admin::revoke_identity,
         super::admin::simulate,
         super::admin::decisions,
     ),
@@ -38,6 +39,8 @@ use utoipa::OpenApi;
         TenantCreated,
         TenantList,
         KeyCreated,
+        NewKey,
+        Revoked,
         IssuerSpec,
         IssuerView,
         IssuerList,

@@ -1,5 +1,6 @@
 //! `POST /oauth2/token`: RFC 8693 token exchange, and IBM's `cr-token` grant on the same
 //! endpoint; `POST /identity/token` takes the same form where IBM's documentation sends it.
+//! The `refresh_token` grant renews an access token (`life.rs`).
 
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const CR_TOKEN: &str = "urn:ibm:params:oauth:grant-type:cr-token";
+pub const REFRESH_TOKEN: &str = "refresh_token";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -24,7 +26,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Form parameters, each at most once (RFC 6749 §3.2: parameters must not be repeated).
-fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuthError> {
+pub fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuthError> {
     let mut map = HashMap::with_capacity(pairs.len());
     for (name, value) in pairs {
         if map.insert(name, value).is_some() {
@@ -100,9 +102,24 @@ async fn token(
             };
             (input, true)
         }
+        REFRESH_TOKEN => {
+            // Renewal: the access token is its own refresh token, within its session's max ttl.
+            let token = required(&params, "refresh_token", "`refresh_token` is required")?;
+            let issued = super::life::renew_token(&state, token, client_address).await?;
+            return Ok(no_store(Json(token_body(&issued))));
+        }
         _ => return Err(OAuthError::unsupported_grant_type()),
     };
     let issued = super::run_exchange(&state, input).await?;
+    let mut body = token_body(&issued);
+    if ibm {
+        body["expiration"] = json!(crate::common::unix_now() + i64::from(issued.expires_in));
+    }
+    Ok(no_store(Json(body)))
+}
+
+/// The RFC 8693 answer; `warnings` when the server issued less than the identity asks.
+fn token_body(issued: &crate::exchange::Issued) -> serde_json::Value {
     let mut body = json!({
         "access_token": issued.access_token,
         "issued_token_type": ACCESS_TOKEN_TYPE,
@@ -110,10 +127,10 @@ async fn token(
         "expires_in": issued.expires_in,
         "scope": issued.scopes.join(" "),
     });
-    if ibm {
-        body["expiration"] = json!(crate::common::unix_now() + i64::from(issued.expires_in));
+    if !issued.warnings.is_empty() {
+        body["warnings"] = json!(issued.warnings);
     }
-    Ok(no_store(Json(body)))
+    body
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).

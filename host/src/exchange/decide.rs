@@ -6,6 +6,7 @@
 use super::{
     ExchangeError, ExchangeInput, ExchangeService, Failure, TokenRejection, identity_name,
 };
+use crate::common::cidrs;
 use crate::policy::{Decision, Evaluation, ExchangeContext, build_request};
 use crate::store::{DecisionRecord, IdentityRecord};
 use serde_json::Value;
@@ -46,12 +47,14 @@ impl Decided {
         }
     }
 
-    /// Writes what the decision log keeps of it: the policy, its fuel, and a policy's or the
-    /// sandbox's denial with its code and source (other refusals get theirs from the error).
+    /// Writes what the decision log keeps of it: the policy, its fuel, the first of its log
+    /// lines, and a policy's or the sandbox's denial with its code and source (other refusals
+    /// get theirs from the error).
     pub fn record_into(&self, record: &mut DecisionRecord) {
         record.policy_digest.clone_from(&self.policy_digest);
         if let Some(evaluation) = &self.evaluation {
             record.fuel_used = i64::try_from(evaluation.fuel_used).unwrap_or(i64::MAX);
+            record.logs = recorded_logs(evaluation);
             if let Decision::Deny(denial) = &evaluation.decision {
                 record.code = Some(denial.code.clone());
                 record.reason = Some(denial.message.clone());
@@ -75,6 +78,11 @@ impl ExchangeService {
             Ok(audience) => audience,
             Err(error) => return Decided::refused(error),
         };
+        if !cidrs::allows(&identity.trusted_cidrs, input.client_address.as_deref()) {
+            return Decided::refused(ExchangeError::UntrustedAddress(
+                input.client_address.clone(),
+            ));
+        }
         let context = ExchangeContext {
             tenant: identity.tenant.clone(),
             identity: identity.id.clone(),
@@ -112,7 +120,8 @@ impl ExchangeService {
                             identity.ttl_seconds,
                             identity.max_ttl_seconds,
                             grant.ttl_seconds,
-                        ),
+                        )
+                        .min(self.max_issued_ttl),
                         claims: grant.claims.clone(),
                         policy_digest: digest.clone(),
                     }
@@ -125,6 +134,35 @@ impl ExchangeService {
             outcome,
         }
     }
+}
+
+/// Most policy log lines a decision record keeps, and the most characters of each.
+const RECORDED_LOG_LINES: usize = 20;
+const RECORDED_LOG_CHARS: usize = 500;
+
+/// The policy's log lines as the record keeps them: `stream: message`, the first
+/// [`RECORDED_LOG_LINES`] of at most [`RECORDED_LOG_CHARS`] each, and a last line saying how
+/// many were left out.
+fn recorded_logs(evaluation: &Evaluation) -> Vec<String> {
+    let mut lines: Vec<String> = evaluation
+        .logs
+        .iter()
+        .take(RECORDED_LOG_LINES)
+        .map(|line| {
+            let mut text: String = line.message.chars().take(RECORDED_LOG_CHARS).collect();
+            if text.len() < line.message.len() {
+                text.push('…');
+            }
+            format!("{}: {text}", line.stream)
+        })
+        .collect();
+    let left_out = evaluation.logs.len().saturating_sub(RECORDED_LOG_LINES);
+    if left_out > 0 || evaluation.logs_truncated {
+        lines.push(format!(
+            "({left_out} more lines, or more bytes than the log budget, left out)"
+        ));
+    }
+    lines
 }
 
 /// The requested audience if the identity has it, else its first, else its own name.

@@ -3,7 +3,7 @@
 //! goes to the log and the tenant's decision record. Each message holds its cause's text once:
 //! the causes are fields, not `source()`s, so a chain printer never repeats them.
 
-use crate::issue::KeyError;
+use crate::issue::{KeyError, OwnTokenError};
 use crate::policy::RequestError;
 use crate::store::StoreError;
 use crate::verify::VerifyError;
@@ -21,6 +21,12 @@ pub enum ExchangeError {
     InvalidScope(String),
     #[error("requested audience is not one of the identity's")]
     InvalidTarget,
+    /// The client's address is outside the identity's trusted ranges (or unknown).
+    #[error("client address {} is outside the identity's trusted ranges", .0.as_deref().unwrap_or("(unknown)"))]
+    UntrustedAddress(Option<String>),
+    /// An access token presented for renewal is not active, or its session ended.
+    #[error("token cannot be renewed: {0}")]
+    NotRenewable(Inactive),
     #[error("internal error: {0}")]
     Internal(Failure),
 }
@@ -37,6 +43,29 @@ pub enum TokenRejection {
     /// Tollgate's own access tokens are never subject tokens.
     #[error("token was issued by this server")]
     OwnToken,
+}
+
+/// Why one of this server's access tokens is not active (introspection) or not renewable.
+#[derive(Debug, thiserror::Error)]
+pub enum Inactive {
+    #[error("{0}")]
+    Invalid(OwnTokenError),
+    #[error("its claims are not this server's: {0}")]
+    Claims(serde_json::Error),
+    #[error("it was issued by another server")]
+    OtherIssuer,
+    #[error("it belongs to another tenant")]
+    OtherTenant,
+    #[error("its identity no longer exists")]
+    IdentityGone,
+    #[error("it was revoked")]
+    Revoked,
+    #[error("its {0} uses are used up")]
+    UsedUp(u32),
+    #[error("it is presented from {0}, outside its trusted ranges")]
+    Address(String),
+    #[error("its session reached the identity's max ttl")]
+    SessionEnded,
 }
 
 /// A failure of the server, not of the request.
@@ -65,6 +94,8 @@ impl ExchangeError {
             Self::Denied { .. } => "denied",
             Self::InvalidScope(_) => "invalid-scope",
             Self::InvalidTarget => "invalid-target",
+            Self::UntrustedAddress(_) => "untrusted-address",
+            Self::NotRenewable(_) => "not-renewable",
             Self::Internal(_) => "internal",
         }
     }
@@ -74,7 +105,10 @@ impl ExchangeError {
     pub fn after_verification(&self) -> bool {
         matches!(
             self,
-            Self::Denied { .. } | Self::InvalidScope(_) | Self::InvalidTarget
+            Self::Denied { .. }
+                | Self::InvalidScope(_)
+                | Self::InvalidTarget
+                | Self::UntrustedAddress(_)
         )
     }
 }

@@ -58,6 +58,24 @@ impl KeyRing {
         age >= i64::try_from(rotate_every.as_secs()).unwrap_or(i64::MAX)
     }
 
+    /// Drops the previous keys whose every token has expired at `now`: a key stopped signing
+    /// when the next newer one was created, and no token lives longer than `longest_token`.
+    /// Returns whether any key was dropped.
+    pub fn prune(&mut self, now: i64, longest_token: Duration) -> bool {
+        let longest = i64::try_from(longest_token.as_secs()).unwrap_or(i64::MAX);
+        let before = self.keys.len();
+        let mut stopped_at = Vec::with_capacity(before);
+        stopped_at.push(i64::MAX);
+        stopped_at.extend(self.keys.iter().map(SigningKey::created_at));
+        let mut index = 0;
+        self.keys.retain(|_| {
+            let alive = stopped_at[index].saturating_add(longest) > now;
+            index += 1;
+            alive
+        });
+        self.keys.len() != before
+    }
+
     /// Makes `new_key` current and keeps at most `keep_previous` of the older keys published,
     /// so tokens signed just before the rotation still verify until they expire.
     /// Rotating to a key already in the ring only moves it to the front.

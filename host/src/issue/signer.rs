@@ -1,13 +1,14 @@
 //! The server's signing keys over their lifetime: loaded from the store, generated on first
-//! start, rotated on a schedule with the previous key still published.
+//! start, rotated on a schedule; a key that stopped signing stays published until every token it
+//! signed has expired (no token lives longer than the server's longest issued lifetime).
 
 use super::{Algorithm, KeyError, KeyRing, SigningKey};
 use crate::store::{SigningKeyRecord, Store, StoreError};
 use std::sync::RwLock;
-use std::time::Duration;
 
-/// How many previous keys stay in the JWKS after a rotation.
-const KEEP_PREVIOUS: usize = 1;
+/// The JWS `typ` of issued access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+use std::time::Duration;
 
 /// Why the signer could not load or rotate keys.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +21,23 @@ pub enum SignerError {
     UnknownAlgorithm(String),
 }
 
+/// Why a token is not one of this server's, valid now.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnTokenError {
+    #[error("not a JWT this server signed with a published key")]
+    UnknownKey,
+    #[error("{0}")]
+    Invalid(jsonwebtoken::errors::Error),
+}
+
 /// Signs issued tokens with the current key and publishes the key set.
 pub struct Signer {
     store: Store,
     ring: RwLock<KeyRing>,
     alg: Algorithm,
     rotate_every: Duration,
+    /// How long a key stays published after it stopped signing: the longest issued lifetime.
+    publish_for: Duration,
 }
 
 fn parse_alg(alg: &str) -> Option<Algorithm> {
@@ -38,11 +50,13 @@ fn parse_alg(alg: &str) -> Option<Algorithm> {
 }
 
 impl Signer {
-    /// Loads the unretired keys, generating the first one if there is none.
+    /// Loads the unretired keys, generating the first one if there is none. Keys stay
+    /// published `publish_for` after they stop signing.
     pub async fn load(
         store: Store,
         alg: Algorithm,
         rotate_every: Duration,
+        publish_for: Duration,
         now: i64,
     ) -> Result<Self, SignerError> {
         let mut keys = Vec::new();
@@ -64,21 +78,47 @@ impl Signer {
             store.insert_signing_key(&record(&key)).await?;
             keys.push(key);
         }
-        Ok(Self {
+        let signer = Self {
             store,
             ring: RwLock::new(KeyRing::new(keys)),
             alg,
             rotate_every,
-        })
+            publish_for,
+        };
+        signer.prune(now).await?;
+        Ok(signer)
     }
 
-    /// Signs claims with the current key.
+    /// Signs access-token claims with the current key, typed `at+jwt` (RFC 9068).
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
         self.ring
             .read()
             .expect("key ring poisoned")
             .current()
-            .sign(claims)
+            .sign_with_typ(Some(ACCESS_TOKEN_TYP), claims)
+    }
+
+    /// The claims of `token` if one of the published keys signed it and it has not expired
+    /// (no leeway: these are this server's own clocks). Audience and issuer are the caller's
+    /// to check.
+    pub fn verify(&self, token: &str) -> Result<serde_json::Value, OwnTokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(OwnTokenError::Invalid)?;
+        let kid = header.kid.ok_or(OwnTokenError::UnknownKey)?;
+        let (jwk, alg) = {
+            let ring = self.ring.read().expect("key ring poisoned");
+            let key = ring.find(&kid).ok_or(OwnTokenError::UnknownKey)?;
+            (key.public_jwk(), key.alg())
+        };
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(jwk).map_err(|_| OwnTokenError::UnknownKey)?;
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(OwnTokenError::Invalid)?;
+        let mut validation = jsonwebtoken::Validation::new(alg.to_jsonwebtoken());
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iat", "jti", "iss"]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(OwnTokenError::Invalid)
     }
 
     /// The published key set: current and previous keys.
@@ -94,21 +134,34 @@ impl Signer {
         algs
     }
 
-    /// Rotates when the current key is older than the schedule. Returns whether it did.
+    /// Rotates when the current key is older than the schedule, and stops publishing keys
+    /// whose tokens have all expired. Returns whether it rotated.
     pub async fn rotate_if_due(&self, now: i64) -> Result<bool, SignerError> {
-        if !self
+        let due = self
             .ring
             .read()
             .expect("key ring poisoned")
-            .needs_rotation(now, self.rotate_every)
-        {
-            return Ok(false);
+            .needs_rotation(now, self.rotate_every);
+        if due {
+            let key = SigningKey::generate(self.alg, now)?;
+            self.store.insert_signing_key(&record(&key)).await?;
+            self.ring
+                .write()
+                .expect("key ring poisoned")
+                .rotate(key, usize::MAX);
+            tracing::info!("signing key rotated");
         }
-        let key = SigningKey::generate(self.alg, now)?;
-        self.store.insert_signing_key(&record(&key)).await?;
+        self.prune(now).await?;
+        Ok(due)
+    }
+
+    /// Drops the keys no live token was signed with from the ring, and marks them retired.
+    async fn prune(&self, now: i64) -> Result<(), SignerError> {
         let oldest_kept = {
             let mut ring = self.ring.write().expect("key ring poisoned");
-            ring.rotate(key, KEEP_PREVIOUS);
+            if !ring.prune(now, self.publish_for) {
+                return Ok(());
+            }
             ring.keys()
                 .iter()
                 .map(SigningKey::created_at)
@@ -116,8 +169,7 @@ impl Signer {
                 .unwrap_or(now)
         };
         self.store.retire_signing_keys_before(oldest_kept).await?;
-        tracing::info!("signing key rotated");
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -135,17 +187,18 @@ fn record(key: &SigningKey) -> SigningKeyRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::unix_now;
 
     #[tokio::test]
     async fn generates_once_rotates_on_schedule_and_keeps_the_previous_key() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let day = Duration::from_secs(24 * 3600);
-        let signer = Signer::load(store.clone(), Algorithm::Es256, day, 1_000)
+        let signer = Signer::load(store.clone(), Algorithm::Es256, day, day, 1_000)
             .await
             .unwrap();
         let first = signer.jwks()["keys"][0]["kid"].clone();
         // Loading again reuses the stored key instead of generating another.
-        let again = Signer::load(store.clone(), Algorithm::Es256, day, 2_000)
+        let again = Signer::load(store.clone(), Algorithm::Es256, day, day, 2_000)
             .await
             .unwrap();
         assert_eq!(again.jwks()["keys"][0]["kid"], first);
@@ -161,9 +214,60 @@ mod tests {
         assert_eq!(keys[1]["kid"], first, "the previous key stays published");
 
         // The rotation survives a restart: the new key is current after reloading.
-        let reloaded = Signer::load(store, Algorithm::Es256, day, 1_000 + 2 * 86_400)
+        let reloaded = Signer::load(store, Algorithm::Es256, day, day, 1_000 + 2 * 86_400)
             .await
             .unwrap();
         assert_eq!(reloaded.jwks()["keys"][0]["kid"], keys[0]["kid"]);
+    }
+
+    /// With rotation faster than tokens live, every key that signed a live token stays
+    /// published, and its tokens verify, until they expire; then the key goes.
+    #[tokio::test]
+    async fn keys_stay_published_until_their_longest_token_expires() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (rotate, longest) = (Duration::from_secs(10), Duration::from_secs(100));
+        let signer = Signer::load(store.clone(), Algorithm::Es256, rotate, longest, 1_000)
+            .await
+            .unwrap();
+        let claims =
+            |iat: i64| serde_json::json!({"iss": "x", "jti": "j", "iat": iat, "exp": iat + 100});
+        let now = unix_now();
+        let old = signer.sign(&claims(now)).unwrap();
+        let header = jsonwebtoken::decode_header(&old).unwrap();
+        assert_eq!(header.typ.as_deref(), Some(ACCESS_TOKEN_TYP));
+        let first = header.kid.unwrap();
+        assert!(signer.rotate_if_due(1_010).await.unwrap());
+        assert!(signer.rotate_if_due(1_020).await.unwrap());
+        let published = |signer: &Signer| -> Vec<String> {
+            signer.jwks()["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(published(&signer).len(), 3, "two rotations later");
+        assert!(published(&signer).contains(&first));
+        signer
+            .verify(&old)
+            .expect("a token two rotations old verifies");
+        // A restart keeps them too.
+        let reloaded = Signer::load(store.clone(), Algorithm::Es256, rotate, longest, 1_020)
+            .await
+            .unwrap();
+        assert!(published(&reloaded).contains(&first));
+        // The first key stopped signing at 1_010: its tokens are all dead at 1_110.
+        signer.rotate_if_due(1_109).await.unwrap();
+        assert!(published(&signer).contains(&first));
+        signer.rotate_if_due(1_110).await.unwrap();
+        assert!(!published(&signer).contains(&first));
+        assert!(matches!(
+            signer.verify(&old),
+            Err(OwnTokenError::UnknownKey)
+        ));
+        let reloaded = Signer::load(store, Algorithm::Es256, rotate, longest, 1_110)
+            .await
+            .unwrap();
+        assert!(!published(&reloaded).contains(&first));
     }
 }

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::error::is_foreign_key_violation;
-use super::{ApiKey, Store, StoreError, now, random_hex};
+use super::{ApiKey, KeyRole, Store, StoreError, now, random_hex};
 
 /// Prefix of every secret, so a leaked one is recognisable (secret scanners, logs).
 const SECRET_PREFIX: &str = "tg_";
@@ -33,6 +33,18 @@ impl Store {
         secret_hash: &[u8; 32],
         label: &str,
     ) -> Result<ApiKey, StoreError> {
+        self.create_api_key_as(tenant, secret_hash, label, KeyRole::Admin)
+            .await
+    }
+
+    /// [`Self::create_api_key`] for a key with `role`.
+    pub async fn create_api_key_as(
+        &self,
+        tenant: Option<&str>,
+        secret_hash: &[u8; 32],
+        label: &str,
+        role: KeyRole,
+    ) -> Result<ApiKey, StoreError> {
         if let Some(tenant) = tenant {
             self.require_tenant(tenant).await?;
         }
@@ -40,17 +52,19 @@ impl Store {
             id: format!("key_{}", random_hex(12)?),
             tenant: tenant.map(str::to_owned),
             label: label.to_owned(),
+            role,
             created_at: now(),
         };
         let inserted = sqlx::query(
-            "INSERT INTO api_keys (id, tenant, secret_hash, label, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (secret_hash) DO NOTHING",
+            "INSERT INTO api_keys (id, tenant, secret_hash, label, created_at, role)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (secret_hash) DO NOTHING",
         )
         .bind(&key.id)
         .bind(&key.tenant)
         .bind(&secret_hash[..])
         .bind(&key.label)
         .bind(key.created_at)
+        .bind(role.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| {
@@ -71,7 +85,7 @@ impl Store {
     /// The key whose secret hashes to `secret_hash`, if any.
     pub async fn find_api_key(&self, secret_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, tenant, label, created_at FROM api_keys WHERE secret_hash = $1",
+            "SELECT id, tenant, label, created_at, role FROM api_keys WHERE secret_hash = $1",
         )
         .bind(&secret_hash[..])
         .fetch_optional(&self.pool)
@@ -83,12 +97,12 @@ impl Store {
     pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
         let query = match tenant {
             Some(tenant) => sqlx::query(
-                "SELECT id, tenant, label, created_at FROM api_keys
+                "SELECT id, tenant, label, created_at, role FROM api_keys
                  WHERE tenant = $1 ORDER BY created_at, id",
             )
             .bind(tenant),
             None => sqlx::query(
-                "SELECT id, tenant, label, created_at FROM api_keys
+                "SELECT id, tenant, label, created_at, role FROM api_keys
                  WHERE tenant IS NULL ORDER BY created_at, id",
             ),
         };
@@ -117,10 +131,13 @@ impl Store {
 }
 
 fn api_key_from_row(row: &AnyRow) -> Result<ApiKey, StoreError> {
+    let role: String = row.try_get("role")?;
     Ok(ApiKey {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,
         label: row.try_get("label")?,
+        role: KeyRole::parse(&role)
+            .ok_or_else(|| StoreError::corrupt("api_keys.role", role.clone()))?,
         created_at: row.try_get("created_at")?,
     })
 }

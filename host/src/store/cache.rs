@@ -211,6 +211,8 @@ mod tests {
             scopes: vec![],
             ttl_seconds: 900,
             max_ttl_seconds: 3600,
+            num_uses: 0,
+            trusted_cidrs: vec![],
             fuel: None,
             created_at: 0,
             updated_at: 0,

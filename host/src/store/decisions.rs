@@ -3,10 +3,14 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, DecisionRecord, Store, StoreError, from_json, to_json};
+use super::{Backend, DecisionRecord, Event, Store, StoreError, from_json, to_json};
 
 const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, issuer, \
-                       policy_digest, fuel_used, scopes, client_address, jti";
+                       policy_digest, fuel_used, scopes, client_address, jti, event, subject_jti, \
+                       session, session_ends, logs";
+
+/// How many columns [`COLUMNS`] names.
+pub(super) const COLUMN_COUNT: usize = 19;
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
@@ -26,7 +30,16 @@ fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord) -> Result<Query<'q>, StoreE
         .bind(d.fuel_used)
         .bind(to_json("scopes", &d.scopes)?)
         .bind(&d.client_address)
-        .bind(&d.jti))
+        .bind(&d.jti)
+        .bind(d.event.as_str())
+        .bind(&d.subject_jti)
+        .bind(&d.session)
+        .bind(d.session_ends)
+        .bind(if d.logs.is_empty() {
+            None
+        } else {
+            Some(to_json("policy logs", &d.logs)?)
+        }))
 }
 
 /// The most decisions one page returns, whatever the caller asks.
@@ -35,10 +48,10 @@ pub const MAX_DECISION_PAGE: u32 = 1000;
 impl Store {
     /// Appends a decision (its `id` is ignored); returns the id it was given.
     pub async fn append_decision(&self, d: &DecisionRecord) -> Result<i64, StoreError> {
+        let params: Vec<String> = (1..=COLUMN_COUNT).map(|c| format!("${c}")).collect();
         let sql = format!(
-            "INSERT INTO decisions ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             RETURNING id"
+            "INSERT INTO decisions ({COLUMNS}) VALUES ({}) RETURNING id",
+            params.join(", ")
         );
         let row = bind(sqlx::query(&sql), d)?.fetch_one(&self.pool).await?;
         Ok(row.try_get("id")?)
@@ -59,7 +72,9 @@ impl Store {
         };
         let rows: Vec<String> = (0..records.len())
             .map(|r| {
-                let params: Vec<String> = (1..=14).map(|c| placeholder(r * 14 + c)).collect();
+                let params: Vec<String> = (1..=COLUMN_COUNT)
+                    .map(|c| placeholder(r * COLUMN_COUNT + c))
+                    .collect();
                 format!("({})", params.join(", "))
             })
             .collect();
@@ -99,6 +114,8 @@ impl Store {
 fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord, StoreError> {
     let allowed: i64 = row.try_get("allowed")?;
     let scopes: String = row.try_get("scopes")?;
+    let event: String = row.try_get("event")?;
+    let logs: Option<String> = row.try_get("logs")?;
     Ok(DecisionRecord {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,
@@ -115,5 +132,13 @@ fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord, StoreError> {
         scopes: from_json("decisions.scopes", &scopes)?,
         client_address: row.try_get("client_address")?,
         jti: row.try_get("jti")?,
+        event: Event::parse(&event),
+        subject_jti: row.try_get("subject_jti")?,
+        session: row.try_get("session")?,
+        session_ends: row.try_get("session_ends")?,
+        logs: match logs {
+            Some(logs) => from_json("decisions.logs", &logs)?,
+            None => Vec::new(),
+        },
     })
 }

@@ -10,7 +10,8 @@ use super::{
 };
 
 const COLUMNS: &str = "tenant, id, uid, issuer, accepted_audiences, token_audiences, policy, \
-                       config, scopes, ttl_seconds, max_ttl_seconds, fuel, created_at, updated_at";
+                       config, scopes, ttl_seconds, max_ttl_seconds, fuel, created_at, updated_at, \
+                       num_uses, trusted_cidrs";
 
 impl Store {
     /// Creates or replaces identity `(identity.tenant, identity.id)`; returns it as stored.
@@ -36,13 +37,14 @@ impl Store {
         let seen = self.cache.identities_seen();
         let row = sqlx::query(&format!(
             "INSERT INTO identities ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
              ON CONFLICT (tenant, id) DO UPDATE
              SET issuer = excluded.issuer, accepted_audiences = excluded.accepted_audiences,
                  token_audiences = excluded.token_audiences, policy = excluded.policy,
                  config = excluded.config, scopes = excluded.scopes,
                  ttl_seconds = excluded.ttl_seconds, max_ttl_seconds = excluded.max_ttl_seconds,
-                 fuel = excluded.fuel, updated_at = excluded.updated_at
+                 fuel = excluded.fuel, updated_at = excluded.updated_at,
+                 num_uses = excluded.num_uses, trusted_cidrs = excluded.trusted_cidrs
              RETURNING {COLUMNS}"
         ))
         .bind(tenant)
@@ -58,6 +60,8 @@ impl Store {
         .bind(i64::from(identity.max_ttl_seconds))
         .bind(identity.fuel.map(|f| to_bigint("fuel", f)).transpose()?)
         .bind(at)
+        .bind(i64::from(identity.num_uses))
+        .bind(to_json("trusted CIDRs", &identity.trusted_cidrs)?)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| {
@@ -190,6 +194,8 @@ fn identity_from_row(row: &AnyRow) -> Result<IdentityRecord, StoreError> {
         fuel: fuel
             .map(|f| u64::try_from(f).map_err(|_| StoreError::corrupt("identities.fuel", f)))
             .transpose()?,
+        num_uses: get_int(row, "num_uses")?,
+        trusted_cidrs: from_json("identities.trusted_cidrs", &text("trusted_cidrs")?)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -15,17 +15,31 @@ use super::Backend;
 /// `(version, description, SQL)`: what `sqlx migrate` would read from `NNNN_description.sql`.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const SQLITE: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "token life",
+        include_str!("../../migrations/sqlite/0002_token_life.sql"),
+    ),
+];
 
-const POSTGRES: Embedded = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const POSTGRES: Embedded = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "token life",
+        include_str!("../../migrations/postgres/0002_token_life.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Source(Embedded);

@@ -21,8 +21,41 @@ pub struct ApiKey {
     pub tenant: Option<String>,
     /// What the creator called it.
     pub label: String,
+    /// What it may do.
+    pub role: KeyRole,
     /// When it was created.
     pub created_at: i64,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    /// Everything its tenant (or, for an operator key, the operator) may do.
+    #[default]
+    Admin,
+    /// Only introspection and revocation of its tenant's tokens: the credential a tenant gives
+    /// its resource servers.
+    Introspect,
+}
+
+impl KeyRole {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Admin => "admin",
+            KeyRole::Introspect => "introspect",
+        }
+    }
+
+    /// The role named `name`, if there is one.
+    pub fn parse(name: &str) -> Option<KeyRole> {
+        match name {
+            "admin" => Some(KeyRole::Admin),
+            "introspect" => Some(KeyRole::Introspect),
+            _ => None,
+        }
+    }
 }
 
 /// A token issuer (a cluster) a tenant trusts. Two tenants may register the same URL.
@@ -90,8 +123,15 @@ pub struct IdentityRecord {
     pub scopes: Vec<String>,
     /// Default lifetime of issued tokens.
     pub ttl_seconds: u32,
-    /// Longest lifetime a request may ask for.
+    /// Longest a token can live through renewals, counted from the first token's issue.
     pub max_ttl_seconds: u32,
+    /// How many times an issued token may be introspected as active (0: unlimited); renewed
+    /// tokens share their first token's count.
+    #[serde(default)]
+    pub num_uses: u32,
+    /// Address ranges exchanges must come from and tokens be presented from (empty: any).
+    #[serde(default)]
+    pub trusted_cidrs: Vec<String>,
     /// Fuel for one policy decision; `None` means the server's default.
     pub fuel: Option<u64>,
     /// Set by the store at the first put.
@@ -170,11 +210,51 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
-/// One exchange decision in the append-only audit log.
+/// What a record of the audit log is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// A subject token exchanged for an access token (or refused).
+    #[default]
+    Exchange,
+    /// An access token renewed (or refused).
+    Renewal,
+    /// An access token introspected: `allowed` is whether it was active.
+    Introspection,
+    /// An access token, or every token of an identity, revoked.
+    Revocation,
+}
+
+impl Event {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Exchange => "exchange",
+            Event::Renewal => "renewal",
+            Event::Introspection => "introspection",
+            Event::Revocation => "revocation",
+        }
+    }
+
+    /// The event named `name`; unknown names (from a newer server) read as exchanges.
+    pub fn parse(name: &str) -> Event {
+        match name {
+            "renewal" => Event::Renewal,
+            "introspection" => Event::Introspection,
+            "revocation" => Event::Revocation,
+            _ => Event::Exchange,
+        }
+    }
+}
+
+/// One decision in the append-only audit log: an exchange, or a later event of an issued
+/// token's life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DecisionRecord {
     /// Assigned by the store on append (ignored on input); increases with time.
     pub id: i64,
+    /// What happened.
+    pub event: Event,
     /// Tenant of the identity.
     pub tenant: String,
     /// Identity id within the tenant.
@@ -201,6 +281,15 @@ pub struct DecisionRecord {
     pub scopes: Vec<String>,
     /// Address of the client that asked.
     pub client_address: Option<String>,
-    /// `jti` of the issued token.
+    /// `jti` of the token issued (exchange, renewal) or acted on (introspection, revocation).
     pub jti: Option<String>,
+    /// `jti` of the subject token (exchange) or of the token renewed (renewal).
+    pub subject_jti: Option<String>,
+    /// The session the token belongs to: its first token's `jti`, kept through renewals.
+    pub session: Option<String>,
+    /// When the session can live no longer (the first token's issue plus `max_ttl_seconds`).
+    pub session_ends: Option<i64>,
+    /// What the policy logged, bounded (`policy::limits`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
 }

@@ -34,6 +34,7 @@ mod isolation;
 mod lifecycle;
 mod logs;
 mod records;
+mod sessions;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -146,6 +147,8 @@ fn identity(tenant: &str, id: &str, issuer: &str) -> IdentityRecord {
         scopes: vec!["deploy".to_owned()],
         ttl_seconds: 600,
         max_ttl_seconds: 3600,
+        num_uses: 0,
+        trusted_cidrs: vec![],
         fuel: None,
         created_at: 0,
         updated_at: 0,

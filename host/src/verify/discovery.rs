@@ -27,17 +27,19 @@ pub fn check_issuer_url(issuer_url: &str, allow_insecure: bool) -> Result<(), Ve
     Ok(())
 }
 
-/// Checks the `jwks_uri` of a discovery document: a fetchable URL on the issuer's own host
-/// (any host when insecure mode is on, for clusters whose keys are served by an API server
+/// Checks the `jwks_uri` of a discovery document: a fetchable URL (public, `https:`, unless
+/// insecure mode is on) on the issuer's own host, or on any host when the issuer opted in
+/// (`external`) or insecure mode is on (for clusters whose keys are served by an API server
 /// address).
 pub fn check_jwks_uri(
     issuer_url: &str,
     jwks_uri: &str,
     allow_insecure: bool,
+    external: bool,
 ) -> Result<(), VerifyError> {
     let bad = |why: String| VerifyError::Discovery(format!("`jwks_uri` {why}"));
     let jwks = check_url(jwks_uri, allow_insecure).map_err(|e| bad(e.to_string()))?;
-    if allow_insecure {
+    if allow_insecure || external {
         return Ok(());
     }
     let issuer = check_url(issuer_url, allow_insecure).map_err(|e| bad(e.to_string()))?;
@@ -52,6 +54,7 @@ pub async fn fetch_keys(
     fetcher: &SafeFetcher,
     issuer_url: &str,
     allow_insecure: bool,
+    external_jwks_uri: bool,
 ) -> Result<KeySet, VerifyError> {
     let body = fetcher
         .get(&discovery_url(issuer_url))
@@ -78,7 +81,7 @@ pub async fn fetch_keys(
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or_else(|| VerifyError::Discovery("`jwks_uri` is missing".to_owned()))?;
-    check_jwks_uri(issuer_url, jwks_uri, allow_insecure)?;
+    check_jwks_uri(issuer_url, jwks_uri, allow_insecure, external_jwks_uri)?;
     let body = fetcher
         .get(jwks_uri)
         .await
@@ -108,8 +111,8 @@ mod tests {
     #[test]
     fn jwks_uri_must_stay_on_the_issuer_host() {
         let issuer = "https://issuer.example.com";
-        check_jwks_uri(issuer, "https://issuer.example.com/keys", false).unwrap();
-        check_jwks_uri(issuer, "https://issuer.example.com:8443/keys", false).unwrap();
+        check_jwks_uri(issuer, "https://issuer.example.com/keys", false, false).unwrap();
+        check_jwks_uri(issuer, "https://issuer.example.com:8443/keys", false, false).unwrap();
         for bad in [
             "https://evil.example.com/keys",
             "https://issuer.example.com.evil.example/keys",
@@ -119,11 +122,33 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check_jwks_uri(issuer, bad, false),
+                    check_jwks_uri(issuer, bad, false, false),
                     Err(VerifyError::Discovery(_))
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    /// An issuer that opted in may name another host (`--service-account-jwks-uri`), but
+    /// never an address or scheme the fetcher would refuse anyway.
+    #[test]
+    fn an_opted_in_issuer_may_name_another_public_host_only() {
+        let issuer = "https://issuer.example.com";
+        check_jwks_uri(
+            issuer,
+            "https://keys.other.example/openid/v1/jwks",
+            false,
+            true,
+        )
+        .unwrap();
+        for bad in [
+            "http://keys.other.example/jwks",
+            "https://169.254.169.254/keys",
+            "https://10.0.0.1/keys",
+            "https://user@keys.other.example/keys",
+        ] {
+            assert!(check_jwks_uri(issuer, bad, false, true).is_err(), "{bad}");
         }
     }
 

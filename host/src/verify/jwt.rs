@@ -201,6 +201,16 @@ pub struct ClaimRules<'a> {
     pub max_lifetime: i64,
 }
 
+/// `kubernetes.io.warnafter`, when the token has one.
+fn warn_after(claims: &Map<String, Value>) -> Result<Option<i64>, VerifyError> {
+    match claims.get("kubernetes.io").and_then(Value::as_object) {
+        Some(k8s) => {
+            time(k8s, "warnafter").map_err(|_| VerifyError::BadTime("kubernetes.io.warnafter"))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Checks the registered claims of a payload.
 pub fn check_claims(
     claims: &Map<String, Value>,
@@ -219,6 +229,12 @@ pub fn check_claims(
         Some(_) => return Err(VerifyError::NotAString("sub")),
     }
     let exp = time(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+    // A kube-api-access token lives a year (`exp`) for old clients' sake but should be
+    // refreshed after about an hour (`kubernetes.io.warnafter`): judged by its warn time.
+    let exp = match warn_after(claims)? {
+        Some(warn) => exp.min(warn),
+        None => exp,
+    };
     let nbf = time(claims, "nbf")?;
     let iat = time(claims, "iat")?;
     let (now, leeway) = (rules.now, rules.leeway);

@@ -105,6 +105,11 @@ async fn decisions(url: &str) {
         scopes: vec!["deploy".to_owned(), "read".to_owned()],
         client_address: Some("10.0.0.7".to_owned()),
         jti: Some("jti-1".to_owned()),
+        event: crate::store::Event::Renewal,
+        subject_jti: Some("jti-0".to_owned()),
+        session: Some("jti-0".to_owned()),
+        session_ends: Some(1_700_003_600),
+        logs: vec!["info: matched".to_owned()],
     };
     let id = store.append_decision(&full).await.unwrap();
     let denied = decision("a", 1);

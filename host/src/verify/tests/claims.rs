@@ -141,6 +141,45 @@ async fn lifetime_is_bounded() {
     ));
 }
 
+/// A kube-api-access token: `exp` a year out, `kubernetes.io.warnafter` an hour after `iat`.
+/// Judged by its warn time: accepted until then, refused after, and never stretched by it.
+#[tokio::test]
+async fn an_extended_token_is_judged_by_its_warn_time() {
+    let key = rsa();
+    let issuer = static_issuer(&[&key]);
+    let extended = |iat: i64, warnafter: Value| {
+        let mut claims = claims();
+        claims["iat"] = json!(iat);
+        claims["exp"] = json!(iat + 365 * 24 * 3600);
+        claims["kubernetes.io"]["warnafter"] = warnafter;
+        key.sign(&claims)
+    };
+    check(&issuer, &extended(NOW - 600, json!(NOW - 600 + 3607)))
+        .await
+        .unwrap();
+    // Past its warn time (and the leeway), it is expired.
+    assert_eq!(
+        check(&issuer, &extended(NOW - 7200, json!(NOW - 7200 + 3607))).await,
+        Err(Expired)
+    );
+    // Without `warnafter` the year-long lifetime is refused, as before.
+    let mut plain = claims();
+    plain["iat"] = json!(NOW - 600);
+    plain["exp"] = json!(NOW - 600 + 365 * 24 * 3600);
+    assert!(matches!(
+        check(&issuer, &key.sign(&plain)).await,
+        Err(Lifetime { .. })
+    ));
+    // A `warnafter` past `exp` changes nothing; one that is not a time is refused.
+    let mut later = claims();
+    later["kubernetes.io"]["warnafter"] = json!(NOW + 10 * 365 * 24 * 3600);
+    check(&issuer, &key.sign(&later)).await.unwrap();
+    assert_eq!(
+        check(&issuer, &extended(NOW - 600, json!("soon"))).await,
+        Err(BadTime("kubernetes.io.warnafter"))
+    );
+}
+
 #[tokio::test]
 async fn audience_must_be_accepted() {
     let key = rsa();

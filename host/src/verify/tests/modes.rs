@@ -29,7 +29,9 @@ fn discovery_issuer(server: &TestServer) -> IssuerConfig {
     IssuerConfig {
         cache_key: "acme/cluster".to_owned(),
         issuer_url: server.base().to_owned(),
-        source: IssuerSource::Discovery,
+        source: IssuerSource::Discovery {
+            allow_external_jwks_uri: false,
+        },
     }
 }
 

@@ -343,7 +343,12 @@ fn issuer_source_serde_shape() {
     .unwrap();
     assert!(matches!(source, IssuerSource::TokenReview { .. }));
     let source: IssuerSource = serde_json::from_value(json!({ "mode": "discovery" })).unwrap();
-    assert_eq!(source, IssuerSource::Discovery);
+    assert_eq!(
+        source,
+        IssuerSource::Discovery {
+            allow_external_jwks_uri: false
+        }
+    );
     assert_eq!(
         serde_json::to_value(&source).unwrap(),
         json!({ "mode": "discovery" })
