@@ -9,6 +9,7 @@
 //! - [`issuer_double`]: an issuer and TokenReview API server that misbehave on command and
 //!   count requests; [`attack`]: keys of the test's own, tokens forged byte by byte, a
 //!   multi-issuer key server, and a tenant wired to it;
+//! - [`life`]: introspection, revocation and renewal of issued tokens;
 //! - [`jwt`], [`temp`], [`process`], [`fixtures`] (the wasm modules, built once).
 
 pub mod attack;
@@ -16,6 +17,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod issuer_double;
 pub mod jwt;
+pub mod life;
 mod logs;
 pub mod process;
 pub mod raw;

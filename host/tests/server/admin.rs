@@ -423,6 +423,7 @@ async fn the_openapi_document_describes_the_admin_api() {
             &["put", "get", "delete"],
         ),
         ("/v1/tenants/{tenant}/identities/{id}/simulate", &["post"]),
+        ("/v1/tenants/{tenant}/identities/{id}/revoke", &["post"]),
         ("/v1/tenants/{tenant}/decisions", &["get"]),
     ] {
         for method in methods {
@@ -448,9 +449,11 @@ async fn the_openapi_document_describes_the_admin_api() {
             "fuel",
             "issuer",
             "max_ttl_seconds",
+            "num_uses",
             "policy",
             "scopes",
             "token_audiences",
+            "trusted_cidrs",
             "ttl_seconds",
         ]
     );
