@@ -10,6 +10,7 @@ mod discovery;
 mod error;
 pub mod guard;
 mod limits;
+mod newline;
 mod openapi;
 mod ops;
 mod ratelimit;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         .merge(exchange)
         .merge(admin)
         .merge(public)
+        .layer(from_fn(newline::json))
         .with_state(state)
 }
 

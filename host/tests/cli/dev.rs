@@ -264,8 +264,12 @@ fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
         discovery["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
     );
-    let (_, jwks_type, _) = issuer.get("/openid/v1/jwks");
+    let (_, jwks_type, jwks_body) = issuer.get("/openid/v1/jwks");
     assert_eq!(jwks_type, "application/jwk-set+json");
+    // Like the server's answers, for a pasted curl.
+    for body in [&body, &jwks_body] {
+        assert!(body.ends_with("}\n"), "{body:?}");
+    }
     assert_eq!(issuer.get("/nothing-here").0, 404);
 
     let jwks = issuer.jwks();
