@@ -13,6 +13,7 @@ pub mod guard;
 mod infisical;
 mod life;
 mod limits;
+mod newline;
 mod openapi;
 mod ops;
 mod ratelimit;
@@ -82,6 +83,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         .merge(exchange)
         .merge(admin)
         .merge(public)
+        .layer(from_fn(newline::json))
         .with_state(state)
 }
 

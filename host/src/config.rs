@@ -5,6 +5,12 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Where `tollgate serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The server's URL when it listens on [`DEFAULT_LISTEN`] with no `--public-url`: where the
+/// dev tools point a newcomer.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 /// How to run the exchange server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -13,7 +19,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// The server's public URL: `iss` of issued tokens and the base of tenant audiences
     /// (`{public_url}/tenants/{tenant}`). Default: `http://{listen}`.
@@ -324,6 +330,13 @@ mod tests {
         let matches = Wrapper::command().get_matches_from(args);
         let wrapper = Wrapper::from_arg_matches(&matches).unwrap();
         wrapper.serve.with_file(&matches)
+    }
+
+    #[test]
+    fn the_default_url_is_where_the_server_listens_by_default() {
+        let args = parse(&["tollgate"]);
+        assert_eq!(args.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(args.public_url(), DEFAULT_URL);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::issue::KeyError;
 use std::path::PathBuf;
 
 pub use server::{DISCOVERY_PATH, JWKS_PATH, normalize_issuer, router, serve};
-pub use state::DevState;
-pub use token::{ServiceAccountToken, derived_uid};
+pub use state::{DevState, default_dir};
+pub use token::{EXTENDED_SECONDS, KUBE_API_ACCESS_SECONDS, ServiceAccountToken, derived_uid};
 
 /// Why a dev command failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,22 @@ pub enum DevError {
         /// What is wrong.
         reason: String,
     },
+    /// `dev token` found no keys: no `dev issuer` was started on this directory.
+    #[error(
+        "no dev issuer keys in `{}`: start `tollgate dev issuer` first (it creates them), \
+         or name the running issuer's directory with --state-dir or TOLLGATE_DEV_STATE_DIR",
+        dir.display()
+    )]
+    NoKeys {
+        /// The state directory looked in.
+        dir: PathBuf,
+    },
+    /// No state directory was named and there is no per-user one to default to.
+    #[error(
+        "neither XDG_STATE_HOME nor HOME is set, so there is no default dev state directory: \
+         pass --state-dir DIR or set TOLLGATE_DEV_STATE_DIR"
+    )]
+    NoStateDir,
     /// A key could not be generated or used.
     #[error(transparent)]
     Key(#[from] KeyError),

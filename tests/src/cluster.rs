@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use tollgate::common::unix_now;
-use tollgate::dev::{DevState, ServiceAccountToken, normalize_issuer};
+use tollgate::dev::{DevState, KUBE_API_ACCESS_SECONDS, ServiceAccountToken, normalize_issuer};
 
 /// A running dev issuer, stopped when dropped (or by [`DevIssuer::stop`]).
 pub struct DevIssuer {
@@ -77,8 +77,10 @@ impl Drop for DevIssuer {
 }
 
 /// A token minted from the keys of `state_dir` with `tollgate dev token`'s flags (`-n`, `-s`,
-/// `--pod`, `--node`, `--audience` (repeatable), `--ttl`, `--issuer`, `--uid-seed`,
-/// `--issued-at`), and its defaults: the issuer last served from `state_dir`, an hour's ttl.
+/// `--pod`, `--node`, `--audience` (repeatable), `--ttl`, `--extended`, `--issuer`,
+/// `--uid-seed`, `--issued-at`), and its defaults: the issuer last served from `state_dir`, an
+/// hour's ttl (`--extended`: a pod's default token, 3607 s to `warnafter` and a year to `exp`).
+/// Unlike `dev token`, it creates the keys of a fresh `state_dir` (another cluster's keys).
 pub fn dev_token(state_dir: &Path, args: &[&str]) -> String {
     let state = DevState::new(state_dir);
     let now = unix_now();
@@ -90,12 +92,18 @@ pub fn dev_token(state_dir: &Path, args: &[&str]) -> String {
         node: None,
         audiences: Vec::new(),
         ttl_seconds: 3600,
+        extended: false,
         issued_at: now,
         uid_seed: "tollgate-dev".into(),
     };
     let mut issuer = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
+        if *flag == "--extended" {
+            token.extended = true;
+            token.ttl_seconds = KUBE_API_ACCESS_SECONDS;
+            continue;
+        }
         let value = rest
             .next()
             .unwrap_or_else(|| panic!("`{flag}` needs a value"))

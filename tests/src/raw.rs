@@ -70,3 +70,17 @@ pub fn raw_request(server: &Server, head: &str, body: &[u8]) -> (u16, Value) {
     stream.write_all(body).unwrap();
     read_response(&mut stream)
 }
+
+/// Sends `request` (a whole HTTP/1.1 request, which this adds `Connection: close` to the head
+/// of) on a new connection and reads the answer to the end: (head, body), the body byte for byte.
+pub fn raw_answer(server: &Server, request: &str) -> (String, String) {
+    let (head, body) = request
+        .split_once("\r\n\r\n")
+        .expect("a request head ends with an empty line");
+    let mut stream = connect(server);
+    write!(stream, "{head}\r\nConnection: close\r\n\r\n{body}").unwrap();
+    let (answer, closed) = read_to_close(&mut stream);
+    assert!(closed, "the server did not close: {answer:?}");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    (head.to_owned(), body.to_owned())
+}

@@ -144,6 +144,7 @@ pub fn subject_token(issuer: &Issuer, audience: &str, pod: &str) -> String {
         node: Some("pool-a-1".into()),
         audiences: vec![audience.into()],
         ttl_seconds: 3600,
+        extended: false,
         issued_at: tollgate::common::unix_now(),
         uid_seed: "bench".into(),
     }

@@ -168,7 +168,9 @@ pub fn oversized_head(request_line: &[u8]) -> Vec<u8> {
     } else {
         ApiError::new(status, describe(status)).body()
     }
-    .to_string();
+    .to_string()
+        // Like every JSON answer (`newline.rs`).
+        + "\n";
     format!(
         "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
          content-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
@@ -254,6 +256,7 @@ mod tests {
             assert!(head.starts_with("HTTP/1.1 431 "), "{head}");
             let length = format!("content-length: {}", body.len());
             assert!(head.contains(&length), "{head}");
+            assert!(body.ends_with("}\n"), "{body}");
             serde_json::from_str::<serde_json::Value>(body).unwrap()
         };
         assert_eq!(

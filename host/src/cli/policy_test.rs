@@ -103,7 +103,7 @@ fn print_text(
         };
         println!(
             "{status} {} [{detail}, fuel {}, {} µs]",
-            r.name, r.fuel_used, r.micros
+            r.name, r.fuel_used, r.elapsed_us
         );
         if let Some(failure) = &r.failure {
             println!("     {failure}");

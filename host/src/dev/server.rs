@@ -76,7 +76,7 @@ async fn discovery(State(issuer): State<Arc<Issuer>>) -> Response {
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
-        document.to_string(),
+        format!("{document}\n"),
     )
         .into_response()
 }
@@ -85,7 +85,7 @@ async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
     match issuer.state.load() {
         Ok(Some(ring)) => (
             [(header::CONTENT_TYPE, "application/jwk-set+json")],
-            ring.jwks().to_string(),
+            format!("{}\n", ring.jwks()),
         )
             .into_response(),
         Ok(None) => (StatusCode::SERVICE_UNAVAILABLE, "no signing key yet\n").into_response(),

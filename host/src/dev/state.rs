@@ -1,12 +1,14 @@
 //! The dev issuer's state directory: its RS256 keys (`keys.json`) and the URL of the last
 //! issuer started on it (`issuer.json`), shared by the `dev issuer`, `dev token` and
-//! `dev rotate` processes.
+//! `dev rotate` processes. Unless told otherwise they all use one directory per user
+//! ([`default_dir`]), so a shell in any directory mints with the keys the running issuer serves.
 
 use super::DevError;
 use crate::issue::{Algorithm, KeyRing, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +35,20 @@ struct StoredKey {
 #[serde(deny_unknown_fields)]
 struct IssuerFile {
     issuer: String,
+}
+
+/// The per-user state directory, whatever the current directory: `$XDG_STATE_HOME/tollgate/dev`,
+/// else `$HOME/.local/state/tollgate/dev` (a relative `XDG_STATE_HOME` is ignored, as the XDG
+/// base directory specification says). `var` reads the environment; `None` when neither is set.
+pub fn default_dir(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let absolute = |name: &str| {
+        var(name)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_STATE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state")))
+        .map(|state| state.join("tollgate/dev"))
 }
 
 /// A dev issuer state directory.
@@ -88,6 +104,14 @@ impl DevState {
             return Err(corrupt("no keys".into()));
         }
         Ok(Some(KeyRing::new(keys)))
+    }
+
+    /// The keys, or [`DevError::NoKeys`] when no issuer created any here yet: for `dev token`,
+    /// which must sign with the keys a running issuer serves, never with keys of its own.
+    pub fn existing(&self) -> Result<KeyRing, DevError> {
+        self.load()?.ok_or_else(|| DevError::NoKeys {
+            dir: self.dir.clone(),
+        })
     }
 
     /// The keys, generating the first one when the directory has none. When two processes
@@ -279,6 +303,49 @@ mod tests {
         std::fs::write(&path, swapped).unwrap();
         let error = state.load().unwrap_err().to_string();
         assert!(error.contains("forged-kid"), "{error}");
+        let _ = std::fs::remove_dir_all(state.dir());
+    }
+
+    #[test]
+    fn the_default_dir_is_per_user_and_never_relative() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        let dir = |vars| default_dir(env(vars));
+        assert_eq!(
+            dir(&[("XDG_STATE_HOME", "/x/state"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/x/state/tollgate/dev"))
+        );
+        assert_eq!(
+            dir(&[("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.local/state/tollgate/dev"))
+        );
+        // A relative XDG_STATE_HOME or HOME would follow the current directory again.
+        assert_eq!(
+            dir(&[("XDG_STATE_HOME", "state"), ("HOME", "/home/u")]),
+            Some(PathBuf::from("/home/u/.local/state/tollgate/dev"))
+        );
+        assert_eq!(dir(&[("XDG_STATE_HOME", ""), ("HOME", "")]), None);
+        assert_eq!(dir(&[]), None);
+    }
+
+    #[test]
+    fn existing_keys_are_never_created() {
+        let state = temp_state("existing");
+        let error = state.existing().unwrap_err();
+        assert!(matches!(error, DevError::NoKeys { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("tollgate dev issuer") && message.contains("--state-dir"),
+            "{message}"
+        );
+        assert!(!state.dir().exists(), "nothing is written");
+        let created = state.load_or_create(100).unwrap();
+        assert_eq!(state.existing().unwrap().jwks(), created.jwks());
         let _ = std::fs::remove_dir_all(state.dir());
     }
 

@@ -5,6 +5,13 @@ use crate::issue::SigningKey;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+/// The lifetime the kubelet asks for when it projects a pod's default token (the
+/// `kube-api-access-*` volume): `expirationSeconds: 3607`.
+pub const KUBE_API_ACCESS_SECONDS: u64 = 3607;
+/// What the API server extends such a token's lifetime to (`--service-account-extend-token-expiration`,
+/// on by default): a year, while `warnafter` keeps the lifetime asked for.
+pub const EXTENDED_SECONDS: u64 = 365 * 24 * 3600;
+
 /// What to put in a dev ServiceAccount token.
 #[derive(Debug, Clone)]
 pub struct ServiceAccountToken {
@@ -20,8 +27,13 @@ pub struct ServiceAccountToken {
     pub node: Option<String>,
     /// `aud`: at least one.
     pub audiences: Vec<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds: the lifetime asked for, which `exp` and `warnafter` both carry,
+    /// unless `extended`.
     pub ttl_seconds: u64,
+    /// The shape of a pod's default (kube-api-access) token, whose expiry the API server
+    /// extended: `exp` is [`EXTENDED_SECONDS`] after `iat`, and `kubernetes.io.warnafter` is
+    /// `ttl_seconds` after it (the kubelet asks for [`KUBE_API_ACCESS_SECONDS`]).
+    pub extended: bool,
     /// `iat` and `nbf`, seconds since the epoch.
     pub issued_at: i64,
     /// Seeds the derived uids: the same seed gives the same uids for the same names; another
@@ -39,10 +51,20 @@ impl ServiceAccountToken {
             .ok()
             .filter(|ttl| *ttl > 0)
             .ok_or(DevError::InvalidTtl(self.ttl_seconds))?;
-        let expires_at = self
-            .issued_at
-            .checked_add(ttl)
-            .ok_or(DevError::InvalidTtl(self.ttl_seconds))?;
+        let after = |seconds: i64| {
+            self.issued_at
+                .checked_add(seconds)
+                .ok_or(DevError::InvalidTtl(self.ttl_seconds))
+        };
+        let warn_after = after(ttl)?;
+        let expires_at = if self.extended {
+            if self.ttl_seconds > EXTENDED_SECONDS {
+                return Err(DevError::InvalidTtl(self.ttl_seconds));
+            }
+            after(EXTENDED_SECONDS as i64)?
+        } else {
+            warn_after
+        };
         let object = |kind: &str, scope: &str, name: &str| json!({ "name": name, "uid": derived_uid(&self.uid_seed, kind, scope, name) });
         let mut kubernetes = Map::new();
         kubernetes.insert("namespace".into(), self.namespace.clone().into());
@@ -57,8 +79,9 @@ impl ServiceAccountToken {
             "serviceaccount".into(),
             object("serviceaccount", &self.namespace, &self.service_account),
         );
-        // Without token extension the API server warns when the token itself expires.
-        kubernetes.insert("warnafter".into(), expires_at.into());
+        // The API server warns about a token used past the lifetime that was asked for: without
+        // an extension that is when the token itself expires.
+        kubernetes.insert("warnafter".into(), warn_after.into());
         Ok(json!({
             "aud": self.audiences,
             "exp": expires_at,
@@ -125,6 +148,7 @@ mod tests {
             node: Some("pool-a-1".into()),
             audiences: vec!["http://127.0.0.1:8080/tenants/acme".into()],
             ttl_seconds: 3600,
+            extended: false,
             issued_at: 1_700_000_000,
             uid_seed: "seed".into(),
         }
@@ -145,6 +169,30 @@ mod tests {
         assert_eq!(k8s["node"]["name"], "pool-a-1");
         assert_eq!(k8s["warnafter"], 1_700_003_600);
         assert_eq!(claims["jti"].as_str().unwrap().len(), 36);
+    }
+
+    #[test]
+    fn an_extended_token_lives_a_year_and_warns_after_the_lifetime_asked_for() {
+        let claims = ServiceAccountToken {
+            ttl_seconds: KUBE_API_ACCESS_SECONDS,
+            extended: true,
+            ..request()
+        }
+        .claims()
+        .unwrap();
+        assert_eq!(claims["iat"], 1_700_000_000);
+        assert_eq!(claims["nbf"], 1_700_000_000);
+        assert_eq!(claims["exp"], 1_700_000_000 + 31_536_000);
+        // Inside `kubernetes.io`, as a NumericDate, like the API server writes it.
+        assert_eq!(claims["kubernetes.io"]["warnafter"], 1_700_000_000 + 3607);
+        assert!(claims.get("warnafter").is_none());
+        // A lifetime past the extension would warn after the token expired.
+        let longer = ServiceAccountToken {
+            ttl_seconds: EXTENDED_SECONDS + 1,
+            extended: true,
+            ..request()
+        };
+        assert!(matches!(longer.claims(), Err(DevError::InvalidTtl(_))));
     }
 
     #[test]

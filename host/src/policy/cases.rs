@@ -134,7 +134,8 @@ pub struct CaseResult {
     pub code: Option<String>,
     pub scopes: Vec<String>,
     pub fuel_used: u64,
-    pub micros: u64,
+    /// Wall-clock time of the decision, microseconds.
+    pub elapsed_us: u64,
     /// Why the case failed.
     pub failure: Option<String>,
     /// What the policy logged, for `--verbose` and JSON.
@@ -163,7 +164,7 @@ fn run_case(
         code: None,
         scopes: Vec::new(),
         fuel_used: 0,
-        micros: 0,
+        elapsed_us: 0,
         failure: None,
         logs: Vec::new(),
     };
@@ -244,7 +245,7 @@ fn case_request(case: &Case, config: &str) -> Result<super::bindings::Request, S
 
 fn record(result: &mut CaseResult, evaluation: &Evaluation) {
     result.fuel_used = evaluation.fuel_used;
-    result.micros = evaluation.elapsed.as_micros() as u64;
+    result.elapsed_us = evaluation.elapsed.as_micros() as u64;
     result.logs = evaluation
         .logs
         .iter()

@@ -72,15 +72,12 @@ pub struct ModuleInfo {
     pub world: &'static str,
     pub exports: Vec<String>,
     pub imports: Vec<String>,
-    /// Time spent compiling (zero when the artifact came from the cache).
-    #[serde(serialize_with = "micros")]
+    /// Time spent compiling (zero when the artifact came from the cache); in JSON
+    /// `compile_time_us`, microseconds.
+    #[serde(rename = "compile_time_us", serialize_with = "super::outcome::micros")]
     pub compile_time: Duration,
     /// Whether the precompiled artifact was read from the cache.
     pub cached: bool,
-}
-
-fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_micros() as u64)
 }
 
 /// A loaded, ready-to-instantiate policy.

@@ -76,13 +76,14 @@ pub struct Evaluation {
     pub decision: Decision,
     /// Fuel the decision burned, instantiation included.
     pub fuel_used: u64,
-    /// Wall-clock time for instantiate + evaluate.
-    #[serde(serialize_with = "micros")]
+    /// Wall-clock time for instantiate + evaluate; in JSON `elapsed_us`, microseconds.
+    #[serde(rename = "elapsed_us", serialize_with = "micros")]
     pub elapsed: Duration,
     pub logs: Vec<LogLine>,
     pub logs_truncated: bool,
 }
 
-fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// A duration in JSON: whole microseconds, under a key that ends in `_us` (docs/CONTRACTS.md).
+pub(super) fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_micros() as u64)
 }

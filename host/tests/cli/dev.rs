@@ -12,6 +12,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 const AUDIENCE: &str = "http://127.0.0.1:8080/tenants/acme";
+/// `dev token` flags for prod/sa with [`AUDIENCE`].
+const PROD_SA: [&str; 6] = ["-n", "prod", "-s", "sa", "--audience", AUDIENCE];
 
 /// A state directory that does not exist yet (the dev commands create it), inside a temporary
 /// directory of the test kit.
@@ -32,44 +34,103 @@ impl StateDir {
     }
 }
 
+/// `tollgate ARGS`, with none of the dev tools' settings taken from the test's environment.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command
+        .args(args)
+        .env_remove("TOLLGATE_DEV_STATE_DIR")
+        .env_remove("TOLLGATE_SERVER");
+    command
+}
+
+/// A home of the test's own (`HOME` and `XDG_STATE_HOME` point into it) and a working
+/// directory apart from it, for the dev tools' default state directory.
+struct Home {
+    _temp: tollgate_tests::temp::TempDir,
+    home: PathBuf,
+    elsewhere: PathBuf,
+}
+
+impl Home {
+    fn new(name: &str) -> Home {
+        let temp = tollgate_tests::temp::TempDir::new(name);
+        let (home, elsewhere) = (temp.path().join("home"), temp.path().join("elsewhere"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        Home {
+            _temp: temp,
+            home,
+            elsewhere,
+        }
+    }
+
+    /// `tollgate ARGS` run in `dir` with this home, no `XDG_STATE_HOME` (so the state is
+    /// under `~/.local/state`) and no `--state-dir`.
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = command(args);
+        command
+            .current_dir(dir)
+            .env("HOME", &self.home)
+            .env_remove("XDG_STATE_HOME");
+        command
+    }
+
+    /// Where the state is by default.
+    fn state(&self) -> PathBuf {
+        self.home.join(".local/state/tollgate/dev")
+    }
+}
+
 /// A running `tollgate dev issuer`, killed when dropped (also when a test fails).
 struct Issuer {
     child: Child,
     stdout: BufReader<ChildStdout>,
     url: String,
     address: String,
+    /// The `dev token` command the start-up banner suggests.
+    hint: String,
 }
 
 impl Issuer {
     fn start(state_dir: &Path, extra: &[&str]) -> Issuer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["dev", "issuer", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            .args(extra)
+        let mut issuer = command(&["dev", "issuer", "--listen", "127.0.0.1:0", "--state-dir"]);
+        issuer.arg(state_dir).args(extra);
+        Issuer::spawn(issuer)
+    }
+
+    /// Runs `command` (a `dev issuer` on port 0) until it printed its whole banner.
+    fn spawn(mut command: Command) -> Issuer {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the dev issuer");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (mut url, mut address) = (None, None);
+        let (mut url, mut address, mut hint) = (None, None, None);
+        let mut banner = String::new();
         let mut line = String::new();
-        while url.is_none() || address.is_none() {
+        while !line.starts_with("Ctrl-C stops the issuer") {
             line.clear();
             assert!(
                 stdout.read_line(&mut line).unwrap() > 0,
-                "issuer exited early"
+                "issuer exited early:\n{banner}"
             );
+            banner.push_str(&line);
             if let Some(rest) = line.strip_prefix("tollgate dev issuer on ") {
                 address = Some(rest.trim().to_owned());
             } else if let Some(rest) = line.trim().strip_prefix("issuer ") {
                 url = Some(rest.trim().to_owned());
+            } else if line.trim().starts_with("tollgate dev token ") {
+                hint = Some(line.trim().to_owned());
             }
         }
         Issuer {
             child,
             stdout,
-            url: url.unwrap(),
-            address: address.unwrap(),
+            url: url.expect("the banner names the issuer URL"),
+            address: address.expect("the banner names the address"),
+            hint: hint.unwrap_or_else(|| panic!("no `dev token` hint in\n{banner}")),
         }
     }
 
@@ -125,12 +186,22 @@ impl Drop for Issuer {
 }
 
 fn mint(state_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["dev", "token", "--audience", AUDIENCE, "--state-dir"])
-        .arg(state_dir)
+    let mut token = command(&["dev", "token", "--audience", AUDIENCE, "--state-dir"]);
+    token.arg(state_dir).args(args);
+    minted(&mut token)
+}
+
+/// `tollgate dev token --state-dir DIR ARGS`, run to completion.
+fn dev_token(dir: &StateDir, args: &[&str]) -> std::process::Output {
+    command(&["dev", "token", "--state-dir", dir.path()])
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The token `command` (a `dev token`) printed.
+fn minted(command: &mut Command) -> String {
+    let out = command.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
     assert_eq!(token.split('.').count(), 3, "{token}");
@@ -193,8 +264,12 @@ fn the_issuer_serves_discovery_and_keys_that_verify_minted_tokens() {
         discovery["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
     );
-    let (_, jwks_type, _) = issuer.get("/openid/v1/jwks");
+    let (_, jwks_type, jwks_body) = issuer.get("/openid/v1/jwks");
     assert_eq!(jwks_type, "application/jwk-set+json");
+    // Like the server's answers, for a pasted curl.
+    for body in [&body, &jwks_body] {
+        assert!(body.ends_with("}\n"), "{body:?}");
+    }
     assert_eq!(issuer.get("/nothing-here").0, 404);
 
     let jwks = issuer.jwks();
@@ -296,18 +371,7 @@ fn tokens_fail_verification_when_they_should() {
             .contains("Issuer")
     );
 
-    let out = tollgate(&[
-        "dev",
-        "token",
-        "--state-dir",
-        dir.path(),
-        "-n",
-        "prod",
-        "-s",
-        "sa",
-        "--audience",
-        "other",
-    ]);
+    let out = dev_token(&dir, &["-n", "prod", "-s", "sa", "--audience", "other"]);
     let other_audience = text(&out.stdout).trim().to_owned();
     assert!(
         verify(&other_audience, &jwks, &issuer.url)
@@ -317,6 +381,8 @@ fn tokens_fail_verification_when_they_should() {
 
     // A token from another dev cluster (another state dir, so another key) is not accepted.
     let elsewhere = StateDir::new("attacks-elsewhere");
+    let out = tollgate(&["dev", "rotate", "--state-dir", elsewhere.path()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let foreign = mint(
         &elsewhere.state,
         &["-n", "prod", "-s", "sa", "--issuer", &issuer.url],
@@ -413,16 +479,7 @@ fn an_issuer_with_a_path_serves_discovery_under_it() {
 #[test]
 fn a_token_without_an_audience_is_refused_with_a_hint() {
     let dir = StateDir::new("no-audience");
-    let out = tollgate(&[
-        "dev",
-        "token",
-        "--state-dir",
-        dir.path(),
-        "-n",
-        "prod",
-        "-s",
-        "sa",
-    ]);
+    let out = dev_token(&dir, &["-n", "prod", "-s", "sa"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = text(&out.stderr);
@@ -456,9 +513,132 @@ fn help_shows_examples() {
         help.contains("Example:") && help.contains("--uid-seed"),
         "{help}"
     );
+    // Where the state lives, and the shape of a pod's default token.
+    for text in [
+        "$XDG_STATE_HOME/tollgate/dev",
+        "~/.local/state/tollgate/dev",
+        "--extended",
+        "kube-api-access",
+        "start it first",
+    ] {
+        assert!(help.contains(text), "{text}: {help}");
+    }
+    let help = text(&tollgate(&["dev", "issuer", "--help"]).stdout);
+    for text in ["--server", "TOLLGATE_SERVER", "~/.local/state/tollgate/dev"] {
+        assert!(help.contains(text), "{text}: {help}");
+    }
     let out = tollgate(&["dev", "--help"]);
     let help = text(&out.stdout);
     for command in ["issuer", "token", "rotate"] {
         assert!(help.contains(command), "{help}");
     }
+}
+
+#[test]
+fn a_token_without_keys_asks_for_the_issuer_and_creates_none() {
+    let dir = StateDir::new("no-keys");
+    let out = dev_token(
+        &dir,
+        &["-n", "prod", "-s", "deployer", "--audience", AUDIENCE],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    for needed in ["tollgate dev issuer", dir.path(), "--state-dir"] {
+        assert!(stderr.contains(needed), "{needed}: {stderr}");
+    }
+    assert!(!dir.state.exists(), "no keys of its own");
+}
+
+#[test]
+fn every_shell_of_a_user_shares_one_dev_cluster_by_default() {
+    let home = Home::new("default-state");
+    // The issuer runs in the home directory, the token is minted elsewhere: both use
+    // ~/.local/state/tollgate/dev, never a directory under the current one.
+    let issuer =
+        Issuer::spawn(home.command(&home.home, &["dev", "issuer", "--listen", "127.0.0.1:0"]));
+    assert!(home.state().join("keys.json").is_file());
+    assert!(!home.home.join(".tollgate").exists());
+    // The banner's command works as printed, from another directory, naming no state dir.
+    assert!(!issuer.hint.contains("--state-dir"), "{}", issuer.hint);
+    let args: Vec<&str> = issuer.hint.split_whitespace().skip(1).collect();
+    let token = minted(&mut home.command(&home.elsewhere, &args));
+    // No --server: the audience is the default server's.
+    assert_eq!(
+        AUDIENCE,
+        format!("{}/tenants/acme", tollgate::config::DEFAULT_URL)
+    );
+    let claims = verify(&token, &issuer.jwks(), &issuer.url).unwrap();
+    assert_eq!(claims["sub"], "system:serviceaccount:prod:deployer");
+    assert_eq!(std::fs::read_dir(&home.elsewhere).unwrap().count(), 0);
+
+    // XDG_STATE_HOME, when set, is where the state lives.
+    let token_with_xdg = |xdg: &str| {
+        let args = [&["dev", "token"][..], &PROD_SA].concat();
+        let mut token = home.command(&home.elsewhere, &args);
+        token.env("XDG_STATE_HOME", home.home.join(xdg));
+        token
+    };
+    verify(
+        &minted(&mut token_with_xdg(".local/state")),
+        &issuer.jwks(),
+        &issuer.url,
+    )
+    .unwrap();
+    let out = token_with_xdg("other-state").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("other-state/tollgate/dev"));
+}
+
+#[test]
+fn an_extended_token_has_the_shape_of_a_pods_default_token() {
+    let dir = StateDir::new("extended");
+    let issuer = Issuer::start(&dir.state, &[]);
+    let extended = [&PROD_SA[..], &["--extended"]].concat();
+    let token = minted(command(&["dev", "token", "--state-dir", dir.path()]).args(&extended));
+    // The test kit's tokens take the same flag and have the same shape.
+    let kit = tollgate_tests::cluster::dev_token(&dir.state, &extended);
+    for token in [token, kit] {
+        let claims = verify(&token, &issuer.jwks(), &issuer.url).unwrap();
+        let iat = claims["iat"].as_i64().unwrap();
+        let after_iat = |claim: &Value| claim.as_i64().unwrap() - iat;
+        assert_eq!(after_iat(&claims["exp"]), 31_536_000);
+        assert_eq!(after_iat(&claims["kubernetes.io"]["warnafter"]), 3607);
+    }
+    // The lifetime is the kubelet's: --ttl does not go with it.
+    let out = dev_token(&dir, &[&extended[..], &["--ttl", "600"]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_banners_token_is_accepted_by_the_quickstart_identity_on_the_named_server() {
+    use tollgate_tests::server::{Server, quickstart_identity, register_issuer};
+    let dir = StateDir::new("hint");
+    let server = Server::start(&dir._temp.path().join("data"));
+    assert_ne!(
+        server.url,
+        tollgate::config::DEFAULT_URL,
+        "a port of its own"
+    );
+    let issuer = Issuer::start(&dir.state, &["--server", &server.url]);
+    let audience = server.tenant_audience("acme");
+    assert!(
+        issuer.hint.ends_with(&format!("--audience {audience}")),
+        "{}",
+        issuer.hint
+    );
+
+    // The README quickstart's tenant and identity.
+    let (key, _) = server.create_tenant("acme").await;
+    register_issuer(&server, "acme", &key, &issuer.url).await;
+    let (status, body) = server
+        .put_identity("acme", "deployer", &key, quickstart_identity())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let args: Vec<&str> = issuer.hint.split_whitespace().skip(1).collect();
+    let token = minted(&mut command(&args));
+    let (status, body) = server
+        .exchange("tenants/acme/identities/deployer", &token, &[])
+        .await;
+    assert_eq!(status, 200, "{}: {body}", issuer.hint);
 }

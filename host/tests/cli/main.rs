@@ -1,9 +1,11 @@
 //! The `tollgate` binary as its users run it: the policy author's tools (`policy test`,
-//! `policy check`), the admin CLI, and the dev cluster (`dev issuer`, `dev token`).
+//! `policy check`), the admin CLI, the dev cluster (`dev issuer`, `dev token`), and the README's
+//! quickstarts that use them.
 
 mod admin;
 mod dev;
 mod policy;
+mod readme;
 
 use std::process::{Command, Output};
 

@@ -85,6 +85,9 @@ fn json_output_is_machine_readable() {
     assert_eq!(report["failed"], 1);
     assert_eq!(report["results"][1]["code"], "namespace");
     assert!(report["results"][0]["fuel_used"].as_u64().unwrap() > 0);
+    // Durations name their unit.
+    assert!(report["results"][0]["elapsed_us"].is_u64(), "{report}");
+    assert!(report["results"][0].get("micros").is_none(), "{report}");
 }
 
 #[test]
@@ -199,4 +202,6 @@ fn check_rejects_bad_modules_naming_the_problem() {
     ]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["valid"], true);
+    assert!(report["compile_time_us"].is_u64(), "{report}");
+    assert!(report.get("compile_time").is_none(), "{report}");
 }

@@ -315,6 +315,9 @@ async fn an_uploaded_policy_decides_exchanges_and_simulations() {
         json!(["team-a.read", "team-a.deploy"])
     );
     assert!(evaluation["fuel_used"].as_u64().unwrap() > 0, "{body}");
+    // Durations name their unit.
+    assert!(evaluation["elapsed_us"].is_u64(), "{body}");
+    assert!(evaluation.get("elapsed").is_none(), "{body}");
     assert_eq!(body["reasons"], json!([]));
     let (status, body) = server
         .admin(

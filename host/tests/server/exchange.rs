@@ -336,3 +336,61 @@ async fn whitespace_around_a_subject_token_is_trimmed() {
     let inside = format!("{head}\n{rest}");
     assert_eq!(server.exchange(&name, &inside, &[]).await.0, 400);
 }
+
+#[tokio::test]
+async fn every_json_answer_ends_with_a_newline_and_says_its_length() {
+    use tollgate_tests::raw::raw_answer;
+    let dir = TempDir::new("exchange-newline");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let server = Server::start(&dir.path().join("data"));
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let form = |token: &str| {
+        let form = format!(
+            "grant_type={TOKEN_EXCHANGE}&subject_token_type=urn:ietf:params:oauth:token-type:jwt\
+             &audience={}&subject_token={token}",
+            acme.identity("deployer")
+        );
+        format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+             content-length: {}\r\n\r\n{form}",
+            form.len()
+        )
+    };
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let length = |head: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no Content-Length in {head}"))
+    };
+    for (case, request, status) in [
+        ("issued", form(&token), "200"),
+        ("oauth error", form("garbage"), "400"),
+        ("keys", get("/.well-known/jwks.json"), "200"),
+        ("admin error", get("/v1/tenants"), "401"),
+        ("unknown path", get("/nowhere"), "404"),
+        ("openapi", get("/openapi.json"), "200"),
+    ] {
+        let (head, body) = raw_answer(&server, &request);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{case}: {head}"
+        );
+        assert!(
+            body.ends_with("}\n") && !body.ends_with("\n\n"),
+            "{case}: {body:?}"
+        );
+        assert_eq!(length(&head), body.len().to_string(), "{case}: {head}");
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{case}: {e}"));
+    }
+    // HEAD announces the length GET sends.
+    let (get_head, _) = raw_answer(&server, &get("/.well-known/jwks.json"));
+    let head = "HEAD /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (head_head, body) = raw_answer(&server, head);
+    assert_eq!(length(&head_head), length(&get_head));
+    assert!(body.is_empty(), "{body:?}");
+}
