@@ -85,11 +85,15 @@ pub enum IssuerSource {
         jwks: serde_json::Value,
         expires_at: i64,
     },
-    /// Ask the cluster's API server (TokenReview API) with a reviewer token.
+    /// Ask the cluster's API server (TokenReview API) with a reviewer token. With
+    /// `any_issuer`, the token's `iss` is not compared with the issuer URL (Infisical's
+    /// config names the API server only): the API server's review is what authenticates it.
     TokenReview {
         api_server: String,
         ca_pem: Option<String>,
         reviewer_token: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        any_issuer: bool,
     },
 }
 
@@ -136,6 +140,8 @@ enum SourceRepr {
         api_server: String,
         ca_pem: Option<String>,
         reviewer_token: String,
+        #[serde(default)]
+        any_issuer: bool,
     },
 }
 
@@ -152,10 +158,12 @@ impl From<SourceRepr> for IssuerSource {
                 api_server,
                 ca_pem,
                 reviewer_token,
+                any_issuer,
             } => Self::TokenReview {
                 api_server,
                 ca_pem,
                 reviewer_token,
+                any_issuer,
             },
         }
     }
@@ -267,6 +275,7 @@ impl Verifier {
                 api_server,
                 ca_pem,
                 reviewer_token,
+                ..
             } => {
                 let url = address::check_url(api_server, insecure)
                     .map_err(|e| VerifyError::IssuerConfig(format!("api server: {e}")))?;
@@ -339,11 +348,25 @@ impl Verifier {
                 api_server,
                 ca_pem,
                 reviewer_token,
+                any_issuer,
             } => {
                 let reviewer = tokenreview::Reviewer {
                     api_server,
                     ca_pem: ca_pem.as_deref(),
                     reviewer_token,
+                };
+                // The review vouches for the token: its own (signed) `iss` stands.
+                let own_iss = jws
+                    .payload
+                    .get("iss")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let rules = match (*any_issuer, &own_iss) {
+                    (true, Some(iss)) => ClaimRules {
+                        issuer: iss,
+                        ..rules
+                    },
+                    _ => rules,
                 };
                 tokenreview::review(&self.inner.fetcher, reviewer, &jws, &rules).await
             }

@@ -167,6 +167,7 @@ impl KubernetesAuth {
             "mode": "token_review",
             "api_server": self.api_server(),
             "reviewer_token": self.token_reviewer_jwt,
+            "any_issuer": true,
         });
         if !self.ca_cert.trim().is_empty() {
             source["ca_pem"] = json!(self.ca_cert);

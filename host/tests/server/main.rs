@@ -16,5 +16,6 @@ mod exchange;
 mod isolation;
 mod life;
 mod reload;
+mod seeds;
 mod simulate;
 mod verify;

@@ -15,6 +15,7 @@ fn review_issuer(server: &TestServer) -> IssuerConfig {
             api_server: server.base().to_owned(),
             ca_pem: None,
             reviewer_token: REVIEWER.to_owned(),
+            any_issuer: false,
         },
     }
 }
@@ -301,6 +302,7 @@ fn validation_of_token_review_issuers() {
             api_server: api_server.to_owned(),
             ca_pem: ca_pem.map(str::to_owned),
             reviewer_token: reviewer_token.to_owned(),
+            any_issuer: false,
         },
     };
     verifier
@@ -329,6 +331,7 @@ fn debug_output_hides_the_reviewer_token() {
         api_server: "https://api".to_owned(),
         ca_pem: None,
         reviewer_token: REVIEWER.to_owned(),
+        any_issuer: false,
     };
     let text = format!("{source:?}");
     assert!(!text.contains(REVIEWER), "{text}");

@@ -102,6 +102,7 @@ fn issuer(api_server: &str, ca_pem: Option<String>) -> IssuerConfig {
             api_server: api_server.to_owned(),
             ca_pem,
             reviewer_token: "reviewer".to_owned(),
+            any_issuer: false,
         },
     }
 }
