@@ -76,7 +76,7 @@ enum AdminCommand {
     ///   tollgate admin simulate acme deployer --token-file /var/run/secrets/tokens/sa.token
     #[command(verbatim_doc_comment)]
     Simulate(inspect::SimulateArgs),
-    /// The tenant's decision log, newest first: time, allowed/denied, code, subject
+    /// The tenant's decision log, newest first: time, event, allowed/denied, code, subject, reason
     ///
     /// Example:
     ///   tollgate admin decisions acme --limit 20
@@ -101,14 +101,19 @@ enum TenantCommand {
     ///   tollgate admin tenant list
     #[command(verbatim_doc_comment)]
     List,
-    /// Create another API key for a tenant; prints it (shown once).
+    /// Create another API key for a tenant; prints it (shown once). An `introspect` key may
+    /// only introspect and revoke the tenant's tokens: give that one to resource servers.
     ///
-    /// Example:
+    /// Examples:
     ///   tollgate admin tenant key acme
+    ///   tollgate admin tenant key acme --role introspect
     #[command(verbatim_doc_comment)]
     Key {
         /// The tenant's name.
         name: String,
+        /// `admin` (manages the tenant) or `introspect`.
+        #[arg(long, default_value = "admin", value_parser = ["admin", "introspect"])]
+        role: String,
     },
 }
 
@@ -120,7 +125,7 @@ enum IssuerCommand {
     /// Examples:
     ///   tollgate admin issuer put acme dev --url http://127.0.0.1:8081
     ///   tollgate admin issuer put acme air --url https://kubernetes.default.svc \
-    ///       --static-jwks jwks.json --expires-at 1798761600
+    ///       --issuer-keys "$(kubectl get --raw /openid/v1/jwks)"     # trusted 30 days
     ///   tollgate admin issuer put acme prod --url https://kubernetes.default.svc \
     ///       --token-review-server https://10.0.0.1:6443 --reviewer-token-file reviewer.token \
     ///       --ca-file ca.pem
@@ -210,6 +215,18 @@ enum IdentityCommand {
         /// The tenant's name.
         tenant: String,
     },
+    /// Revoke every token the identity issued before now (and their renewals): introspection
+    /// answers `active: false` for them and they cannot be renewed.
+    ///
+    /// Example:
+    ///   tollgate admin identity revoke acme deployer
+    #[command(verbatim_doc_comment)]
+    Revoke {
+        /// The tenant's name.
+        tenant: String,
+        /// The identity's id within the tenant.
+        id: String,
+    },
     /// Delete an identity; exchanges for it fail from then on.
     ///
     /// Example:
@@ -256,7 +273,9 @@ async fn execute(args: AdminArgs) -> Result<(), AdminError> {
         AdminCommand::Tenant(command) => match command {
             TenantCommand::Create { name } => resources::create_tenant(client, format, &name).await,
             TenantCommand::List => resources::list_tenants(client, format).await,
-            TenantCommand::Key { name } => resources::create_key(client, format, &name).await,
+            TenantCommand::Key { name, role } => {
+                resources::create_key(client, format, &name, &role).await
+            }
         },
         AdminCommand::Issuer(command) => match command {
             IssuerCommand::Put(put) => resources::put_issuer(client, format, put).await,
@@ -284,6 +303,9 @@ async fn execute(args: AdminArgs) -> Result<(), AdminError> {
             }
             IdentityCommand::List { tenant } => {
                 resources::list_identities(client, format, &tenant).await
+            }
+            IdentityCommand::Revoke { tenant, id } => {
+                resources::revoke_identity(client, format, &tenant, &id).await
             }
             IdentityCommand::Delete { tenant, id } => {
                 resources::delete(client, format, &tenant, ("identity", "identities"), &id).await

@@ -133,16 +133,22 @@ async fn a_tenant_is_set_up_and_inspected_through_the_cli() {
     let (status, _) = server.exchange(identity, &dev, &[]).await;
     assert_eq!(status, 400);
 
-    // decisions: newest first, one line each with time, verdict, code and subject.
+    // decisions: newest first, one line each with time, event, verdict, code, subject and
+    // the reason.
     let out = admin(url, &key, &["decisions", "acme", "--limit", "5"]).ok();
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{out}");
     let denied: Vec<&str> = rows[0].split_whitespace().collect();
     assert!(denied[0].ends_with('Z') && denied[0].contains('T'), "{out}");
-    assert_eq!(denied[1..3], ["denied", "namespace"], "{out}");
-    assert!(rows[0].ends_with("system:serviceaccount:dev:api"), "{out}");
+    assert_eq!(denied[1..4], ["exchange", "denied", "namespace"], "{out}");
+    assert!(rows[0].contains("system:serviceaccount:dev:api"), "{out}");
+    assert!(
+        rows[0].contains("namespace `dev`"),
+        "the reason is shown: {out}"
+    );
     assert!(rows[1].contains(" allowed "), "{out}");
-    assert!(rows[1].ends_with("system:serviceaccount:prod:api"), "{out}");
+    assert!(rows[1].contains("system:serviceaccount:prod:api"), "{out}");
+
     let json = admin(url, &key, &["decisions", "acme", "--format", "json"]).ok();
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["decisions"].as_array().unwrap().len(), 2, "{json}");
@@ -204,6 +210,25 @@ async fn a_tenant_is_set_up_and_inspected_through_the_cli() {
     // Simulations are not decisions.
     let out = admin(url, &key, &["decisions", "acme"]).ok();
     assert_eq!(out.lines().count(), 3, "{out}");
+
+    // An introspection key, and revoking every token of the identity.
+    let out = admin(
+        url,
+        &key,
+        &["tenant", "key", "acme", "--role", "introspect"],
+    )
+    .ok();
+    assert!(out.starts_with("introspect key key_"), "{out}");
+    let out = admin(url, &key, &["identity", "revoke", "acme", "deployer"]).ok();
+    assert_eq!(
+        out.trim(),
+        "revoked every token of tenants/acme/identities/deployer issued before now (1 sessions)"
+    );
+    let out = admin(url, &key, &["decisions", "acme", "--limit", "1"]).ok();
+    assert!(
+        out.lines().nth(1).unwrap().contains(" revocation "),
+        "{out}"
+    );
 
     // get prints an apply document: applying it again changes nothing but `updated_at`.
     let got = admin(url, &key, &["identity", "get", "acme", "deployer"]).ok();
@@ -440,6 +465,40 @@ async fn issuers_are_put_from_flags() {
         .text()
         .await
         .unwrap();
+    // Chainguard's form: the JWKS itself as the flag's value, trusted 30 days by default.
+    let args = [
+        "issuer",
+        "put",
+        "acme",
+        "inline",
+        "--url",
+        &issuer.url,
+        "--issuer-keys",
+        &jwks,
+        "--format",
+        "json",
+    ];
+    let inline: Value = serde_json::from_str(&admin(url, &key, &args).ok()).unwrap();
+    let month = inline["source"]["expires_at"].as_i64().unwrap() - tollgate_tests::jwt::now();
+    assert!(
+        (30 * 86_400 - 60..=30 * 86_400).contains(&month),
+        "{inline}"
+    );
+    let bad = [
+        "issuer",
+        "put",
+        "acme",
+        "inline",
+        "--url",
+        &issuer.url,
+        "--issuer-keys",
+        "{not json",
+    ];
+    let err = admin(url, &key, &bad).fails(2);
+    assert!(
+        err.contains("the `--issuer-keys` value is not JSON"),
+        "{err}"
+    );
     let jwks = write(dir.path(), "jwks.json", &jwks);
     let expires = (tollgate_tests::jwt::now() + 3600).to_string();
     let args = [
@@ -516,7 +575,7 @@ async fn issuers_are_put_from_flags() {
         "5",
     ];
     let err = admin(url, &key, &args).fails(2);
-    assert!(err.contains("--static-jwks"), "{err}");
+    assert!(err.contains("--issuer-keys"), "{err}");
 }
 
 #[test]

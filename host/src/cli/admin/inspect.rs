@@ -135,17 +135,24 @@ pub async fn decisions(
             };
             vec![
                 show::time(&d["at"]),
+                show::text(d, "event"),
                 verdict.to_owned(),
                 show::text(d, "code"),
                 show::text(d, "identity"),
                 show::text(d, "subject"),
+                show::text(d, "reason"),
             ]
         })
         .collect();
     if rows.is_empty() {
         println!("no decisions yet for tenant {}", args.tenant);
     } else {
-        show::table(&["TIME", "DECISION", "CODE", "IDENTITY", "SUBJECT"], &rows);
+        show::table(
+            &[
+                "TIME", "EVENT", "DECISION", "CODE", "IDENTITY", "SUBJECT", "REASON",
+            ],
+            &rows,
+        );
     }
     Ok(())
 }

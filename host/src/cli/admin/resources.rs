@@ -18,6 +18,8 @@ pub const IDENTITY_FIELDS: &[&str] = &[
     "accepted_audiences",
     "ttl_seconds",
     "max_ttl_seconds",
+    "num_uses",
+    "trusted_cidrs",
     "fuel",
 ];
 
@@ -30,17 +32,23 @@ pub struct IssuerPut {
     /// The exact `iss` of the issuer's tokens.
     #[arg(long, value_name = "URL")]
     pub url: String,
-    /// Trust this JWKS (a JSON file) instead of discovery, until `--expires-at`.
+    /// Trust this JWKS instead of discovery: the JSON itself (as Chainguard's
+    /// `--issuer-keys="$(kubectl get --raw /openid/v1/jwks)"`) or a file holding it. Trusted
+    /// for 30 days unless `--expires-at` says otherwise: re-register before then.
     #[arg(
         long,
-        value_name = "FILE",
-        requires = "expires_at",
+        alias = "static-jwks",
+        value_name = "JSON|FILE",
         conflicts_with = "token_review_server"
     )]
-    pub static_jwks: Option<PathBuf>,
-    /// When the static JWKS stops being trusted (Unix seconds).
-    #[arg(long, value_name = "UNIX", requires = "static_jwks")]
+    pub issuer_keys: Option<String>,
+    /// When the static JWKS stops being trusted (Unix seconds; default: in 30 days).
+    #[arg(long, value_name = "UNIX", requires = "issuer_keys")]
     pub expires_at: Option<i64>,
+    /// Discovery only: accept a `jwks_uri` on another host than the issuer's (a cluster
+    /// started with `--service-account-jwks-uri` pointing elsewhere).
+    #[arg(long, conflicts_with_all = ["issuer_keys", "token_review_server"])]
+    pub external_jwks_uri: bool,
     /// Verify tokens with this Kubernetes API server's TokenReview API instead.
     #[arg(long, value_name = "URL", requires = "reviewer_token_file")]
     pub token_review_server: Option<String>,
@@ -96,15 +104,22 @@ pub async fn list_tenants(client: &Client, format: Format) -> Result<(), AdminEr
     Ok(())
 }
 
-pub async fn create_key(client: &Client, format: Format, tenant: &str) -> Result<(), AdminError> {
+pub async fn create_key(
+    client: &Client,
+    format: Format,
+    tenant: &str,
+    role: &str,
+) -> Result<(), AdminError> {
     let path = ["tenants", tenant, "keys"];
-    let key = client.send(Method::POST, &path, &[], Body::Empty).await?;
+    let body = Body::Json(json!({ "role": role }));
+    let key = client.send(Method::POST, &path, &[], body).await?;
     if format == Format::Json {
         show::json(&key);
         return Ok(());
     }
     println!(
-        "api key {} created for tenant {tenant}",
+        "{} key {} created for tenant {tenant}",
+        show::text(&key, "role"),
         show::text(&key, "id")
     );
     println!("api key   {}", show::text(&key, "api_key"));
@@ -112,13 +127,28 @@ pub async fn create_key(client: &Client, format: Format, tenant: &str) -> Result
     Ok(())
 }
 
+/// `--issuer-keys`: inline JSON when it looks like a JSON object, else a file's.
+fn issuer_keys(value: &str) -> Result<Value, AdminError> {
+    let (text, origin) = if value.trim_start().starts_with('{') {
+        (value.to_owned(), "the `--issuer-keys` value".to_owned())
+    } else {
+        let path = Path::new(value);
+        (
+            read_text(path, "JWKS file")?,
+            format!("JWKS file `{}`", path.display()),
+        )
+    };
+    serde_json::from_str(&text).map_err(|e| AdminError::Input(format!("{origin} is not JSON: {e}")))
+}
+
 /// The issuer source the flags describe (discovery when none).
 fn issuer_source(put: &IssuerPut) -> Result<Value, AdminError> {
-    if let (Some(file), Some(expires_at)) = (&put.static_jwks, put.expires_at) {
-        let jwks: Value = serde_json::from_str(&read_text(file, "JWKS file")?).map_err(|e| {
-            AdminError::Input(format!("JWKS file `{}` is not JSON: {e}", file.display()))
-        })?;
-        return Ok(json!({"mode": "static_jwks", "jwks": jwks, "expires_at": expires_at}));
+    if let Some(keys) = &put.issuer_keys {
+        let mut source = json!({"mode": "static_jwks", "jwks": issuer_keys(keys)?});
+        if let Some(expires_at) = put.expires_at {
+            source["expires_at"] = json!(expires_at);
+        }
+        return Ok(source);
     }
     if let (Some(server), Some(token_file)) = (&put.token_review_server, &put.reviewer_token_file) {
         let token = read_text(token_file, "reviewer token file")?
@@ -130,6 +160,9 @@ fn issuer_source(put: &IssuerPut) -> Result<Value, AdminError> {
             source["ca_pem"] = json!(read_text(ca, "CA file")?);
         }
         return Ok(source);
+    }
+    if put.external_jwks_uri {
+        return Ok(json!({"mode": "discovery", "allow_external_jwks_uri": true}));
     }
     Ok(json!({"mode": "discovery"}))
 }
@@ -223,6 +256,25 @@ pub async fn delete(
         show::json(&json!({ "deleted": resource }));
     } else {
         println!("{kind} {resource} deleted");
+    }
+    Ok(())
+}
+
+pub async fn revoke_identity(
+    client: &Client,
+    format: Format,
+    tenant: &str,
+    id: &str,
+) -> Result<(), AdminError> {
+    let path = ["tenants", tenant, "identities", id, "revoke"];
+    let answer = client.send(Method::POST, &path, &[], Body::Empty).await?;
+    if format == Format::Json {
+        show::json(&answer);
+    } else {
+        println!(
+            "revoked every token of tenants/{tenant}/identities/{id} issued before now ({} sessions)",
+            answer["sessions"]
+        );
     }
     Ok(())
 }
