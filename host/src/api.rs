@@ -115,7 +115,18 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
         let token = ExchangeService::screen_token(&input.subject_token).inspect_err(|error| {
             tracing::info!(identity = ?input.identity, %error, "exchange denied before lookup");
         })?;
-        let identity = state.exchange.find_identity(&input.identity).await?;
+        let identity = match state.exchange.find_identity(&input.identity).await {
+            Err(ExchangeError::UnknownIdentity) => {
+                if let Some((tenant, id)) = parse_identity_name(&input.identity) {
+                    state
+                        .exchange
+                        .record_unknown_identity(tenant, id, &input)
+                        .await;
+                }
+                return Err(ExchangeError::UnknownIdentity.into());
+            }
+            found => found?,
+        };
         keys.identity = Some((
             identity.tenant.clone(),
             format!("{}/{}", identity.tenant, identity.id),

@@ -169,6 +169,36 @@ impl ExchangeService {
         found.ok_or(ExchangeError::UnknownIdentity)
     }
 
+    /// Records, for its tenant, an exchange naming `tenants/{tenant}/identities/{id}` that does
+    /// not exist (deleted, or never created), so the tenant can see who still asks for it.
+    /// Only a well-formed token gets here, and only an existing tenant gets a record; the
+    /// token is not verified (the identity named no issuer), so its claims are not recorded.
+    pub async fn record_unknown_identity(&self, tenant: &str, id: &str, input: &ExchangeInput) {
+        match self.store.get_tenant(tenant).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not look up the tenant of an unknown identity");
+                return;
+            }
+        }
+        let record = DecisionRecord {
+            tenant: tenant.to_owned(),
+            identity: id.to_owned(),
+            at: unix_now(),
+            code: Some(ExchangeError::UnknownIdentity.code().into()),
+            reason: Some(format!(
+                "identity `{id}` does not exist (deleted, or never created)"
+            )),
+            source: Some("host".into()),
+            client_address: input.client_address.clone(),
+            ..Default::default()
+        };
+        if let Err(error) = self.decisions.append(record).await {
+            tracing::error!(%error, "could not record a decision");
+        }
+    }
+
     /// Before step 1: the subject token parsed and screened (structure, header, claims that
     /// need no issuer). Done before the identity is looked up, so a malformed token is refused
     /// by the same work whether or not the identity it names exists (no lookup, no record).

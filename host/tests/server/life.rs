@@ -478,3 +478,83 @@ async fn a_token_signed_two_rotations_ago_verifies_until_it_expires() {
         discovery["introspection_endpoint"]
     );
 }
+
+/// The record tells the story: both token ids, the policy's log lines (bounded), and
+/// exchanges that name an identity that no longer exists.
+#[tokio::test]
+async fn the_record_keeps_both_jtis_the_policys_lines_and_deleted_identities() {
+    let (_dir, issuer, server) = started("life-record", &[]);
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let digest = tollgate_tests::attack::upload_hostile(&server, &acme).await;
+    // Thirty lines logged: more than a record keeps.
+    let mut chatty = quickstart_identity();
+    chatty["policy"] = json!(digest);
+    chatty["config"] = json!({"mode": "talk"});
+    let (status, body) = server
+        .put_identity("acme", "hostile", &acme.key, chatty)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let (status, body) = server
+        .exchange(&acme.identity("hostile"), &token, &[])
+        .await;
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    let record = &server.decisions("acme", &acme.key).await[0];
+    assert_eq!(record["event"], "exchange");
+    assert_eq!(
+        record["jti"],
+        payload(body["access_token"].as_str().unwrap())["jti"]
+    );
+    assert_eq!(record["subject_jti"], payload(&token)["jti"]);
+    assert_eq!(record["session"], record["jti"]);
+    let logs = record["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 21, "20 lines and a note: {logs:?}");
+    assert_eq!(logs[0], "info: line 0 of 30");
+    assert!(logs[20].as_str().unwrap().contains("left out"), "{logs:?}");
+
+    // Delete the identity; a workload still asking for it is recorded for the tenant.
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            "/v1/tenants/acme/identities/deployer",
+            Some(&acme.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = server
+        .exchange(&acme.identity("deployer"), &token, &[])
+        .await;
+    assert_generic(status, &body, "a deleted identity");
+    let record = &server.decisions("acme", &acme.key).await[0];
+    assert_eq!(record["identity"], "deployer");
+    assert_eq!(record["code"], "unknown-identity");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{record}"
+    );
+    // Nothing is recorded for a tenant that does not exist.
+    let (status, _) = server
+        .exchange("tenants/nobody/identities/deployer", &token, &[])
+        .await;
+    assert_eq!(status, 400);
+}
+
+/// A pod's default projected token (kube-api-access): a year of `exp`, judged by `warnafter`.
+#[tokio::test]
+async fn a_pods_extended_default_token_is_accepted_before_its_warn_time() {
+    let (_dir, issuer, server) = started("life-extended", &[]);
+    let acme = quickstart(&server, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &["--extended"]);
+    let claims = payload(&token);
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 31_536_000);
+    assert!(claims["kubernetes.io"]["warnafter"].as_i64().unwrap() - iat < 7200);
+    let (status, body) = server
+        .exchange(&acme.identity("deployer"), &token, &[])
+        .await;
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+}
