@@ -17,9 +17,9 @@ use crate::store::{
 };
 use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use bodies::{
-    DecisionPage, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec, IssuerView,
-    KeyCreated, PolicyList, PolicyUploaded, Revoked, SimulateRequest, Simulation, TenantCreated,
-    TenantList,
+    DecisionExport, DecisionPage, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
+    IssuerView, KeyCreated, PolicyList, PolicyUploaded, Revoked, SimulateRequest, Simulation,
+    TenantCreated, TenantList,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -306,9 +306,14 @@ impl AdminService {
                 spec.issuer
             )));
         }
-        let module = self.policies.get(tenant, &spec.policy).ok_or_else(|| {
-            AdminError::Invalid(format!("policy `{}` is not uploaded", spec.policy))
-        })?;
+        let module = self
+            .exchange
+            .policy_module(tenant, &spec.policy)
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                AdminError::Invalid(format!("policy `{}` is not uploaded", spec.policy))
+            })?;
         let config = if spec.config.is_null() {
             PolicyConfig::empty()
         } else {
@@ -420,6 +425,10 @@ impl AdminService {
                 ));
             }
         };
+        self.exchange
+            .policy_module(tenant, &identity.policy)
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
         Ok(simulation(
             self.exchange.decide(&identity, &claims, &input, now),
         ))
@@ -447,6 +456,24 @@ impl AdminService {
         let decisions = self.store.list_decisions(tenant, limit, before).await?;
         Ok(DecisionPage {
             next_before: decisions.last().map(|d| d.id),
+            decisions,
+        })
+    }
+}
+
+impl AdminService {
+    /// Every tenant's records after `after`, oldest first: each record once, whichever
+    /// server wrote it (records newer than a few seconds wait for the next page).
+    pub async fn export_decisions(&self, after: i64, limit: Option<u32>) -> Result<DecisionExport> {
+        let limit = limit
+            .unwrap_or(1000)
+            .clamp(1, crate::store::MAX_DECISION_PAGE);
+        let decisions = self
+            .store
+            .export_decisions(after, limit, unix_now())
+            .await?;
+        Ok(DecisionExport {
+            next_after: decisions.last().map_or(after, |d| d.id),
             decisions,
         })
     }

@@ -52,9 +52,8 @@ impl App {
                 settings.data_dir.display()
             )
         })?;
-        let store = Store::open(&settings.database_url())
-            .await
-            .context("cannot open the store")?;
+        let store = open_store(&settings.database_url()).await?;
+        check_shared_settings(&store, settings).await?;
 
         let fuel = settings.policy_fuel.min(crate::policy::limits::MAX_FUEL);
         let limits = Limits {
@@ -100,11 +99,16 @@ impl App {
             public_url: public_url.clone(),
             fuel,
             max_issued_ttl: settings.max_issued_ttl_seconds,
+            module_loads: tokio::sync::Mutex::new(()),
         });
         let limiter = Arc::new(RateLimiter::new(settings.rate_limits()));
         let tasks = vec![
             tokio::spawn(rotate_keys(signer, rotate_every)),
             tokio::spawn(prune_sessions(exchange.store.clone())),
+            tokio::spawn(prune_decisions(
+                exchange.store.clone(),
+                settings.decision_retention_days,
+            )),
             tokio::spawn(warm_cache(exchange.store.clone())),
             tokio::spawn(evict_idle(limiter.clone())),
         ];
@@ -141,6 +145,65 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         transport::serve(listener, self.router.clone(), self.transport, shutdown).await
+    }
+}
+
+/// Opens the store; a PostgreSQL server that cannot be reached yet (a replica started before
+/// its database) is retried with backoff, for as long as it takes, saying so in the log.
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(error) if error.is_unavailable() => {
+                tracing::warn!(%error, retry_in = ?delay, "the database is unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error).context("cannot open the store"),
+        }
+    }
+}
+
+/// What every server on one database must agree on, refused at start when it differs from
+/// what the database recorded: the public URL (`iss` of issued tokens and the tenants'
+/// audiences), when one is configured, and the signing algorithm.
+async fn check_shared_settings(store: &Store, settings: &ServeArgs) -> anyhow::Result<()> {
+    let mut shared = vec![(
+        "signing_alg",
+        settings.signing_alg.to_string(),
+        "--signing-alg",
+    )];
+    if settings.public_url.is_some() {
+        shared.push(("public_url", settings.public_url(), "--public-url"));
+    }
+    for (name, ours, flag) in shared {
+        let recorded = store.claim_setting(name, &ours).await?;
+        if recorded != ours {
+            anyhow::bail!(
+                "{flag} is `{ours}`, but this database's servers use `{recorded}`: every server \
+                 on one database must use the same {flag} (start this one with \
+                 {flag} {recorded}, or give it a database of its own)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Deletes decision records older than the retention, every minute (0 days: keep forever).
+async fn prune_decisions(store: Store, retention_days: u32) {
+    if retention_days == 0 {
+        return;
+    }
+    let keep = i64::from(retention_days) * 24 * 3600;
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match store.prune_decisions(unix_now() - keep).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, retention_days, "old decision records pruned"),
+            Err(error) => tracing::warn!(%error, "could not prune old decision records"),
+        }
     }
 }
 
@@ -196,9 +259,14 @@ async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyh
         Some(secret) => {
             let hash = hash_api_key(secret);
             if store.find_api_key(&hash).await?.is_none() {
-                store
+                // Replicas starting at once with the same key: whichever stores it, it is there.
+                match store
                     .create_api_key(None, &hash, "configured operator key")
-                    .await?;
+                    .await
+                {
+                    Ok(_) | Err(crate::store::StoreError::Conflict(_)) => {}
+                    Err(error) => return Err(error.into()),
+                }
             }
         }
         None if store.count_operator_keys().await? == 0 => {
@@ -213,11 +281,10 @@ async fn bootstrap_operator_key(store: &Store, configured: Option<&str>) -> anyh
     Ok(())
 }
 
-/// Rotates the signing key on schedule and stops publishing keys whose tokens all expired;
-/// checks every minute, or more often for a schedule of less than four minutes.
+/// Rotates the signing key on schedule, reads back the keys other replicas made, and stops
+/// publishing keys whose tokens all expired (`issue::sync_period`).
 async fn rotate_keys(signer: Arc<Signer>, rotate_every: Duration) {
-    let period = (rotate_every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval(crate::issue::sync_period(rotate_every));
     loop {
         tick.tick().await;
         if let Err(error) = signer.rotate_if_due(unix_now()).await {

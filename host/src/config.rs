@@ -59,6 +59,14 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_MAX_ISSUED_TTL_SECONDS", default_value_t = 24 * 3600,
           value_parser = clap::value_parser!(u32).range(60..))]
     pub max_issued_ttl_seconds: u32,
+    /// Delete decision records older than this many days, in the background (0: keep them).
+    #[arg(long, env = "TOLLGATE_DECISION_RETENTION_DAYS", default_value_t = 30)]
+    pub decision_retention_days: u32,
+    /// How many replicas share the rate limits: each enforces its share (the configured
+    /// rates and bursts divided by this), so that together they allow the configured totals.
+    #[arg(long, env = "TOLLGATE_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub replicas: u32,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers name the client (addresses or
     /// CIDR ranges, comma-separated). Without it the client is the socket's peer, always.
     #[arg(
@@ -114,9 +122,15 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The exchange rate limits (a rate of 0 or less, or not a number, turns one off).
     pub fn rate_limits(&self) -> RateLimits {
+        // Each of N replicas enforces 1/N of every limit (a burst of at least one).
+        let share = f64::from(self.replicas.max(1));
         let rate = |per_second: f64, burst: u32| Rate {
-            per_second: if per_second > 0.0 { per_second } else { 0.0 },
-            burst,
+            per_second: if per_second > 0.0 {
+                per_second / share
+            } else {
+                0.0
+            },
+            burst: (burst / self.replicas.max(1)).max(1),
         };
         RateLimits {
             tenant: rate(self.tenant_rate, self.tenant_burst),

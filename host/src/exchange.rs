@@ -19,6 +19,7 @@ mod claims;
 mod decide;
 mod error;
 mod life;
+mod modules;
 
 pub use claims::{Limits, OwnClaims};
 pub use decide::{Decided, Granted};
@@ -94,6 +95,8 @@ pub struct ExchangeService {
     pub fuel: u64,
     /// The longest lifetime of any issued token (the operator's cap).
     pub max_issued_ttl: u32,
+    /// Serializes loading modules on demand (`modules.rs`).
+    pub module_loads: tokio::sync::Mutex<()>,
 }
 
 /// `tenants/{tenant}/identities/{id}` split, if the text has that shape.
@@ -298,6 +301,9 @@ impl ExchangeService {
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.subject_jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
+        // A module another replica accepted is loaded here before the (synchronous) decision.
+        self.policy_module(&identity.tenant, &identity.policy)
+            .await?;
         let decided = self.decide(identity, &claims, input, now);
         decided.record_into(record);
         if let Some(evaluation) = &decided.evaluation {

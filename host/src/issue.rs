@@ -17,4 +17,4 @@ pub use algorithm::{Algorithm, KeyError};
 pub use jwk::jwk_thumbprint;
 pub use keyring::KeyRing;
 pub use keys::SigningKey;
-pub use signer::{ACCESS_TOKEN_TYP, OwnTokenError, Signer, SignerError};
+pub use signer::{ACCESS_TOKEN_TYP, OwnTokenError, Signer, SignerError, sync_period};

@@ -20,6 +20,7 @@ mod migrations;
 mod models;
 mod policies;
 mod sessions;
+mod settings;
 mod signing_keys;
 mod tenants;
 #[cfg(test)]
@@ -37,7 +38,7 @@ use sqlx::{AnyPool, Row};
 
 pub use api_keys::{generate_api_key, hash_api_key};
 pub use decision_log::DecisionLog;
-pub use decisions::MAX_DECISION_PAGE;
+pub use decisions::{EXPORT_LAG_SECONDS, MAX_DECISION_PAGE};
 pub use error::StoreError;
 pub use models::{
     ApiKey, DecisionRecord, Event, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, PolicyMeta,
@@ -62,6 +63,11 @@ pub struct Store {
     cache: Arc<ReadCache>,
 }
 
+/// How long a PostgreSQL query waits for a connection before it fails as unavailable.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Connections per replica.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
 /// How long another replica's change to an identity or issuer can go unseen (PostgreSQL).
 const REPLICA_CACHE_TTL: Duration = Duration::from_secs(1);
 
@@ -79,7 +85,13 @@ impl Store {
         let store = match backend {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => Store {
-                pool: AnyPoolOptions::new().connect(url).await?,
+                // A query waits at most this long for a connection: while the database is
+                // down, exchanges fail fast (503) instead of hanging for sqlx's 30 s.
+                pool: AnyPoolOptions::new()
+                    .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .connect(url)
+                    .await?,
                 backend,
                 cache: Arc::new(ReadCache::new(Some(REPLICA_CACHE_TTL))),
             },

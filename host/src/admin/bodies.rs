@@ -278,6 +278,16 @@ pub struct DecisionPage {
     pub next_before: Option<i64>,
 }
 
+/// `GET /v1/decisions?after=&limit=` (operator key): every tenant's records, oldest first, for
+/// shipping to a log pipeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionExport {
+    #[schema(value_type = Vec<Object>)]
+    pub decisions: Vec<DecisionRecord>,
+    /// Pass as `after` for the next page (the same `after` when nothing new is ready yet).
+    pub next_after: i64,
+}
+
 /// The admin API's error shape.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

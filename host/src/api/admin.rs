@@ -5,8 +5,8 @@
 use super::auth::Principal;
 use super::{ApiError, AppState};
 use crate::admin::bodies::{
-    DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
-    IssuerView, KeyCreated, NewKey, NewTenant, PolicyList, PolicyUploaded, Revoked,
+    DecisionExport, DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList,
+    IssuerSpec, IssuerView, KeyCreated, NewKey, NewTenant, PolicyList, PolicyUploaded, Revoked,
     SimulateRequest, Simulation, TenantCreated, TenantList,
 };
 use crate::admin::{AdminError, AdminService};
@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
             post(simulate),
         )
         .route("/v1/tenants/{tenant}/decisions", get(decisions))
+        .route("/v1/decisions", get(export_decisions))
 }
 
 impl From<AdminError> for ApiError {
@@ -298,6 +299,31 @@ async fn simulate(
 struct DecisionQuery {
     limit: Option<u32>,
     before: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Every tenant's decision records after `after`, oldest first (operator key): a cursor that
+/// several replicas share, for shipping the audit log to a pipeline. Records of the last few
+/// seconds wait for a later page, so that each is handed out once, in order.
+#[utoipa::path(get, path = "/v1/decisions", tag = "decisions",
+    params(("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = DecisionExport), (status = 403, body = ErrorBody)))]
+async fn export_decisions(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(query): Query<ExportQuery>,
+) -> Result<Json<DecisionExport>, ApiError> {
+    who.require_operator()?;
+    let page = admin(&state)
+        .export_decisions(query.after.unwrap_or(0), query.limit)
+        .await?;
+    Ok(Json(page))
 }
 
 /// The tenant's decision log, newest first.

@@ -142,6 +142,16 @@ impl From<ExchangeError> for OAuthError {
                 description: "the requested audience is not available for this identity",
                 retry_after: None,
             },
+            // The database is down or restarting: nothing was issued, and a retry may work.
+            ExchangeError::Internal(failure) if failure.is_unavailable() => {
+                tracing::warn!(%failure, "exchange failed: the database is unavailable");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "temporarily_unavailable",
+                    description: "the service is briefly unavailable; retry shortly",
+                    retry_after: Some(1),
+                }
+            }
             ExchangeError::Internal(failure) => {
                 tracing::error!(%failure, "exchange failed");
                 Self {
@@ -214,6 +224,13 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
             StoreError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
             StoreError::Invalid(message) => Self::unprocessable(message),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "admin request failed: the database is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable; retry shortly",
+                )
+            }
             other => Self::internal(other),
         }
     }

@@ -2,9 +2,9 @@
 //! annotations and the typed bodies they read and write.
 
 use crate::admin::bodies::{
-    DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
-    IssuerView, KeyCreated, NewKey, NewTenant, OAuthErrorBody, PolicyList, PolicyUploaded, Revoked,
-    SimulateRequest, Simulation, TenantCreated, TenantList,
+    DecisionExport, DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList,
+    IssuerSpec, IssuerView, KeyCreated, NewKey, NewTenant, OAuthErrorBody, PolicyList,
+    PolicyUploaded, Revoked, SimulateRequest, Simulation, TenantCreated, TenantList,
 };
 use axum::Json;
 use axum::routing::get;
@@ -33,6 +33,7 @@ use utoipa::OpenApi;
         super::admin::revoke_identity,
         super::admin::simulate,
         super::admin::decisions,
+        super::admin::export_decisions,
     ),
     components(schemas(
         NewTenant,
@@ -52,6 +53,7 @@ use utoipa::OpenApi;
         SimulateRequest,
         Simulation,
         DecisionPage,
+        DecisionExport,
         ErrorBody,
         OAuthErrorBody,
     ))

@@ -85,6 +85,16 @@ pub enum Failure {
     NotRecorded(StoreError),
 }
 
+impl Failure {
+    /// Whether the failure is the database being unreachable: the caller may retry soon.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Store(error) | Self::NotRecorded(error) => error.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 impl ExchangeError {
     /// The code the decision log records for a refusal that is not the policy's own.
     pub fn code(&self) -> &'static str {

@@ -32,6 +32,15 @@ impl KeyRing {
         &self.keys[0]
     }
 
+    /// The key that signs at `now`: the newest created at or before it (a newer key is
+    /// published ahead of its use), or the oldest when every key is newer.
+    pub fn signing_key(&self, now: i64) -> &SigningKey {
+        self.keys
+            .iter()
+            .find(|key| key.created_at() <= now)
+            .unwrap_or_else(|| self.keys.last().expect("a ring has a key"))
+    }
+
     /// The previous keys, newest first: still published, no longer used to sign.
     pub fn previous(&self) -> &[SigningKey] {
         &self.keys[1..]

@@ -1,14 +1,17 @@
-//! The server's signing keys over their lifetime: loaded from the store, generated on first
-//! start, rotated on a schedule; a key that stopped signing stays published until every token it
-//! signed has expired (no token lives longer than the server's longest issued lifetime).
+//! The server's signing keys over their lifetime, shared by every server on one database: the
+//! store holds the key ring, and each server reads it back on every tick. A key is created
+//! ahead of its use (its `created_at` is when it starts signing), so every replica publishes it
+//! before any signs with it; exactly one server creates the first key and each next one (under
+//! a lock in the store); a key that stopped signing stays published until every token it signed
+//! has expired (no token lives longer than the server's longest issued lifetime).
 
 use super::{Algorithm, KeyError, KeyRing, SigningKey};
 use crate::store::{SigningKeyRecord, Store, StoreError};
 use std::sync::RwLock;
+use std::time::Duration;
 
 /// The JWS `typ` of issued access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-use std::time::Duration;
 
 /// Why the signer could not load or rotate keys.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +52,25 @@ fn parse_alg(alg: &str) -> Option<Algorithm> {
     }
 }
 
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// How often a server reads the key ring back from the store (and checks for rotation):
+/// every minute, or more often for a schedule of less than four minutes.
+pub fn sync_period(rotate_every: Duration) -> Duration {
+    (rotate_every / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// How long before it signs a new key is published: two sync periods, so every replica has
+/// read it back (at most half the rotation period, for very short schedules).
+fn publish_ahead(rotate_every: Duration) -> i64 {
+    secs(sync_period(rotate_every) * 2).min(secs(rotate_every / 2))
+}
+
 impl Signer {
-    /// Loads the unretired keys, generating the first one if there is none. Keys stay
-    /// published `publish_for` after they stop signing.
+    /// Loads the unretired keys, creating the first one if there is none (one server does,
+    /// however many start at once). Keys stay published `publish_for` after they stop signing.
     pub async fn load(
         store: Store,
         alg: Algorithm,
@@ -59,24 +78,11 @@ impl Signer {
         publish_for: Duration,
         now: i64,
     ) -> Result<Self, SignerError> {
-        let mut keys = Vec::new();
-        for record in store.signing_keys().await? {
-            if record.retired_at.is_some() {
-                continue;
-            }
-            let alg = parse_alg(&record.alg)
-                .ok_or_else(|| SignerError::UnknownAlgorithm(record.kid.clone()))?;
-            keys.push(SigningKey::from_parts(
-                &record.kid,
-                alg,
-                &record.private_pkcs8,
-                record.created_at,
-            )?);
-        }
+        let mut keys = stored_keys(&store).await?;
         if keys.is_empty() {
             let key = SigningKey::generate(alg, now)?;
-            store.insert_signing_key(&record(&key)).await?;
-            keys.push(key);
+            store.insert_signing_key_unless(&record(&key), None).await?;
+            keys = stored_keys(&store).await?;
         }
         let signer = Self {
             store,
@@ -89,12 +95,12 @@ impl Signer {
         Ok(signer)
     }
 
-    /// Signs access-token claims with the current key, typed `at+jwt` (RFC 9068).
+    /// Signs access-token claims with the key that signs now, typed `at+jwt` (RFC 9068).
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
         self.ring
             .read()
             .expect("key ring poisoned")
-            .current()
+            .signing_key(crate::common::unix_now())
             .sign_with_typ(Some(ACCESS_TOKEN_TYP), claims)
     }
 
@@ -121,7 +127,7 @@ impl Signer {
             .map_err(OwnTokenError::Invalid)
     }
 
-    /// The published key set: current and previous keys.
+    /// The published key set: every key a live token may have been signed with, and the next.
     pub fn jwks(&self) -> serde_json::Value {
         self.ring.read().expect("key ring poisoned").jwks()
     }
@@ -134,25 +140,49 @@ impl Signer {
         algs
     }
 
-    /// Rotates when the current key is older than the schedule, and stops publishing keys
-    /// whose tokens have all expired. Returns whether it rotated.
+    /// One tick: creates the next key when it is due (published ahead of its use; one server
+    /// creates it), reads the ring back from the store (other servers' keys), and stops
+    /// publishing keys whose tokens have all expired. Returns whether this server created a key.
     pub async fn rotate_if_due(&self, now: i64) -> Result<bool, SignerError> {
-        let due = self
+        let ahead = publish_ahead(self.rotate_every);
+        let newest = self
             .ring
             .read()
             .expect("key ring poisoned")
-            .needs_rotation(now, self.rotate_every);
-        if due {
-            let key = SigningKey::generate(self.alg, now)?;
-            self.store.insert_signing_key(&record(&key)).await?;
-            self.ring
-                .write()
-                .expect("key ring poisoned")
-                .rotate(key, usize::MAX);
-            tracing::info!("signing key rotated");
+            .keys()
+            .iter()
+            .map(SigningKey::created_at)
+            .max()
+            .unwrap_or(now);
+        let next_at = newest.saturating_add(secs(self.rotate_every));
+        let mut created = false;
+        if now.saturating_add(ahead) >= next_at {
+            let key = SigningKey::generate(self.alg, next_at.max(now + ahead))?;
+            created = self
+                .store
+                .insert_signing_key_unless(&record(&key), Some(newest + 1))
+                .await?;
+            if created {
+                tracing::info!(kid = %key.kid(), starts_at = key.created_at(), "next signing key created");
+            }
         }
+        self.sync().await?;
         self.prune(now).await?;
-        Ok(due)
+        Ok(created)
+    }
+
+    /// Reads the unretired keys back from the store.
+    async fn sync(&self) -> Result<(), SignerError> {
+        let keys = stored_keys(&self.store).await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut ring = self.ring.write().expect("key ring poisoned");
+        let known: Vec<&str> = ring.keys().iter().map(SigningKey::kid).collect();
+        if keys.len() != known.len() || keys.iter().any(|k| !known.contains(&k.kid())) {
+            *ring = KeyRing::new(keys);
+        }
+        Ok(())
     }
 
     /// Drops the keys no live token was signed with from the ring, and marks them retired.
@@ -171,6 +201,25 @@ impl Signer {
         self.store.retire_signing_keys_before(oldest_kept).await?;
         Ok(())
     }
+}
+
+/// The unretired keys in the store, parsed.
+async fn stored_keys(store: &Store) -> Result<Vec<SigningKey>, SignerError> {
+    let mut keys = Vec::new();
+    for record in store.signing_keys().await? {
+        if record.retired_at.is_some() {
+            continue;
+        }
+        let alg = parse_alg(&record.alg)
+            .ok_or_else(|| SignerError::UnknownAlgorithm(record.kid.clone()))?;
+        keys.push(SigningKey::from_parts(
+            &record.kid,
+            alg,
+            &record.private_pkcs8,
+            record.created_at,
+        )?);
+    }
+    Ok(keys)
 }
 
 fn record(key: &SigningKey) -> SigningKeyRecord {
@@ -256,16 +305,17 @@ mod tests {
             .await
             .unwrap();
         assert!(published(&reloaded).contains(&first));
-        // The first key stopped signing at 1_010: its tokens are all dead at 1_110.
-        signer.rotate_if_due(1_109).await.unwrap();
+        // The first key stopped signing when the next began, at 1_015 (created at 1_010, five
+        // seconds ahead of its use): its tokens are all dead at 1_115.
+        signer.rotate_if_due(1_114).await.unwrap();
         assert!(published(&signer).contains(&first));
-        signer.rotate_if_due(1_110).await.unwrap();
+        signer.rotate_if_due(1_115).await.unwrap();
         assert!(!published(&signer).contains(&first));
         assert!(matches!(
             signer.verify(&old),
             Err(OwnTokenError::UnknownKey)
         ));
-        let reloaded = Signer::load(store, Algorithm::Es256, rotate, longest, 1_110)
+        let reloaded = Signer::load(store, Algorithm::Es256, rotate, longest, 1_115)
             .await
             .unwrap();
         assert!(!published(&reloaded).contains(&first));

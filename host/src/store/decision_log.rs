@@ -13,7 +13,8 @@ pub const MAX_BATCH: usize = 64;
 /// Records waiting for the writer before appenders wait for room.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<(), String>>;
+/// The batch's outcome: whether the database was unreachable, and the error's text.
+type Reply = oneshot::Sender<Result<(), (bool, String)>>;
 
 /// The handle exchanges append through. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -40,7 +41,13 @@ impl DecisionLog {
         committed
             .await
             .map_err(|_| stopped())?
-            .map_err(StoreError::Invalid)
+            .map_err(|(unavailable, error)| {
+                if unavailable {
+                    StoreError::Unavailable(error)
+                } else {
+                    StoreError::Invalid(error)
+                }
+            })
     }
 }
 
@@ -62,7 +69,7 @@ async fn write(store: Store, mut records: mpsc::Receiver<(DecisionRecord, Reply)
         let result = store
             .append_decisions(&rows)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| (e.is_unavailable(), e.to_string()));
         for reply in replies {
             // The exchange may have given up waiting; its record is written all the same.
             let _ = reply.send(result.clone());

@@ -9,13 +9,27 @@ const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subj
                        policy_digest, fuel_used, scopes, client_address, jti, event, subject_jti, \
                        session, session_ends, logs";
 
-/// How many columns [`COLUMNS`] names.
-pub(super) const COLUMN_COUNT: usize = 19;
+/// What an insert writes: the record's columns, then when the writer inserted it.
+const INSERT_COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, \
+                              issuer, policy_digest, fuel_used, scopes, client_address, jti, \
+                              event, subject_jti, session, session_ends, logs, recorded_at";
+
+/// How many columns [`INSERT_COLUMNS`] names.
+pub(super) const COLUMN_COUNT: usize = 20;
+
+/// How long the export cursor waits before it hands out a record: on PostgreSQL ids are drawn
+/// when a row is inserted, so a lower id can become visible a moment after a higher one; a
+/// record inserted this long ago has been committed or never will be.
+pub const EXPORT_LAG_SECONDS: i64 = 5;
+
+/// Records one retention pass deletes per statement, so that it never holds the writers back
+/// for long.
+const PRUNE_BATCH: i64 = 1000;
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds the [`COLUMNS`] of `d`, in order.
-fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord) -> Result<Query<'q>, StoreError> {
+/// Binds the [`INSERT_COLUMNS`] of `d`, in order, recorded at `now`.
+fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord, now: i64) -> Result<Query<'q>, StoreError> {
     Ok(query
         .bind(&d.tenant)
         .bind(&d.identity)
@@ -39,7 +53,8 @@ fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord) -> Result<Query<'q>, StoreE
             None
         } else {
             Some(to_json("policy logs", &d.logs)?)
-        }))
+        })
+        .bind(now))
 }
 
 /// The most decisions one page returns, whatever the caller asks.
@@ -50,10 +65,12 @@ impl Store {
     pub async fn append_decision(&self, d: &DecisionRecord) -> Result<i64, StoreError> {
         let params: Vec<String> = (1..=COLUMN_COUNT).map(|c| format!("${c}")).collect();
         let sql = format!(
-            "INSERT INTO decisions ({COLUMNS}) VALUES ({}) RETURNING id",
+            "INSERT INTO decisions ({INSERT_COLUMNS}) VALUES ({}) RETURNING id",
             params.join(", ")
         );
-        let row = bind(sqlx::query(&sql), d)?.fetch_one(&self.pool).await?;
+        let row = bind(sqlx::query(&sql), d, super::now())?
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("id")?)
     }
 
@@ -79,12 +96,13 @@ impl Store {
             })
             .collect();
         let sql = format!(
-            "INSERT INTO decisions ({COLUMNS}) VALUES {}",
+            "INSERT INTO decisions ({INSERT_COLUMNS}) VALUES {}",
             rows.join(", ")
         );
         let mut query = sqlx::query(&sql);
+        let now = super::now();
         for d in records {
-            query = bind(query, d)?;
+            query = bind(query, d, now)?;
         }
         query.execute(&self.pool).await?;
         Ok(())
@@ -108,6 +126,52 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(decision_from_row).collect()
+    }
+}
+
+impl Store {
+    /// Up to `limit` (at most [`MAX_DECISION_PAGE`]) records of every tenant after record
+    /// `after`, oldest first, none inserted in the last [`EXPORT_LAG_SECONDS`] (as of `now`):
+    /// pass the last id of a page to get the next. Every record is handed out once, in id
+    /// order, whichever replica wrote it.
+    pub async fn export_decisions(
+        &self,
+        after: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT id, {COLUMNS} FROM decisions WHERE id > $1 AND recorded_at <= $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(after)
+        .bind(now - EXPORT_LAG_SECONDS)
+        .bind(i64::from(limit.min(MAX_DECISION_PAGE)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// Deletes records decided before `before`, a batch per statement; how many went.
+    pub async fn prune_decisions(&self, before: i64) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM decisions WHERE id IN
+                 (SELECT id FROM decisions WHERE at < $1 ORDER BY at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(PRUNE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            pruned += done;
+            if done < PRUNE_BATCH as u64 {
+                return Ok(pruned);
+            }
+            // Writers go between two batches.
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -42,6 +42,34 @@ pub enum StoreError {
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// The database could not be reached (reported by the decision log's writer).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, every connection busy
+    /// past the acquire timeout), as opposed to refusing the operation: worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        let error = match self {
+            Self::Unavailable(_) => return true,
+            Self::Database(error) => error,
+            Self::Migrate(sqlx::migrate::MigrateError::Execute(error)) => error,
+            _ => return false,
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => true,
+            // The server shutting down or starting (admin shutdown, cannot connect now).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("57P") || code == "08006" || code == "08001"),
+            _ => false,
+        }
+    }
 }
 
 // By hand rather than `#[from]`, which would also make the cause the `source()` of an error

@@ -26,6 +26,11 @@ const SQLITE: Embedded = &[
         "token life",
         include_str!("../../migrations/sqlite/0002_token_life.sql"),
     ),
+    (
+        3,
+        "replicas",
+        include_str!("../../migrations/sqlite/0003_replicas.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -38,6 +43,11 @@ const POSTGRES: Embedded = &[
         2,
         "token life",
         include_str!("../../migrations/postgres/0002_token_life.sql"),
+    ),
+    (
+        3,
+        "replicas",
+        include_str!("../../migrations/postgres/0003_replicas.sql"),
     ),
 ];
 

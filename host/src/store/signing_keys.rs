@@ -8,7 +8,62 @@ use super::{SigningKeyRecord, Store, StoreError, from_json, now, to_json};
 
 const COLUMNS: &str = "kid, alg, private_pkcs8, public_jwk, created_at, retired_at";
 
+/// The advisory lock replicas on PostgreSQL take around key generation, so exactly one of
+/// them creates the first key or the next one (an arbitrary constant: "tollgate").
+const KEY_LOCK: i64 = 0x746f_6c6c_6761_7465;
+
 impl Store {
+    /// Stores `key` unless the newest unretired key was created at `newer_than` or later (or,
+    /// with `newer_than` `None`, unless any unretired key exists): under a lock every server on
+    /// this database takes, so of replicas that decide at once to create the first key or to
+    /// rotate, one does. Whether `key` was stored.
+    pub async fn insert_signing_key_unless(
+        &self,
+        key: &SigningKeyRecord,
+        newer_than: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        // SQLite: take the write lock at the start, so that a reader does not find it taken
+        // when it wants to insert (which no busy timeout resolves).
+        let mut tx = match self.backend {
+            super::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            super::Backend::Postgres => self.pool.begin().await?,
+        };
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(KEY_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(created_at) AS newest FROM signing_keys WHERE retired_at IS NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let count: i64 = row.try_get("n")?;
+        let newest: Option<i64> = row.try_get("newest")?;
+        let taken = match newer_than {
+            None => count > 0,
+            Some(limit) => newest.is_some_and(|newest| newest >= limit),
+        };
+        if taken {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_pkcs8)
+        .bind(to_json("public JWK", &key.public_jwk)?)
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Stores a new signing key. [`StoreError::Conflict`] if its `kid` is taken.
     pub async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
         sqlx::query(&format!(

@@ -34,6 +34,7 @@ mod isolation;
 mod lifecycle;
 mod logs;
 mod records;
+mod replicas;
 mod sessions;
 
 use std::path::PathBuf;

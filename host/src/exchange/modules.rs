@@ -1,0 +1,59 @@
+//! Policy modules on demand: a module another server on the same database accepted (uploaded
+//! at another replica) is not in this server's registry until it is loaded here. The first
+//! exchange that needs it loads it by digest from the store (the artifact cache first, else a
+//! compile off the async workers), once per server: loads are serialized, and a load that finds
+//! the module already there does nothing.
+
+use super::{ExchangeService, Failure};
+use crate::policy::PolicyModule;
+use std::sync::Arc;
+
+impl ExchangeService {
+    /// The module at `address` for `tenant`, loaded from the store when this server does not
+    /// have it yet; `None` when the store has no such module (or it no longer loads).
+    pub async fn policy_module(
+        &self,
+        tenant: &str,
+        address: &str,
+    ) -> Result<Option<Arc<PolicyModule>>, Failure> {
+        if let Some(module) = self.policies.get(tenant, address) {
+            return Ok(Some(module));
+        }
+        if !address.starts_with("sha256:") {
+            return Ok(None);
+        }
+        let _one_at_a_time = self.module_loads.lock().await;
+        if let Some(module) = self.policies.get(tenant, address) {
+            return Ok(Some(module));
+        }
+        let Some(record) = self
+            .store
+            .get_policy(tenant, address)
+            .await
+            .map_err(Failure::Store)?
+        else {
+            return Ok(None);
+        };
+        let registry = self.policies.clone();
+        let owner = tenant.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let size = record.bytes.len();
+            match registry.load_cached(&owner, &record.meta.digest, size) {
+                Some(loaded) => loaded,
+                None => registry.load(&owner, &record.bytes),
+            }
+        })
+        .await
+        .map_err(|e| Failure::PolicyNotLoaded(format!("{address}: {e}")))?;
+        match loaded {
+            Ok(module) => {
+                tracing::info!(%tenant, digest = %address, "policy module loaded on demand");
+                Ok(Some(module))
+            }
+            Err(error) => {
+                tracing::error!(%tenant, digest = %address, %error, "stored policy does not load");
+                Ok(None)
+            }
+        }
+    }
+}
