@@ -137,11 +137,12 @@ PY
 bin="${TOLLGATE_BIN:-target/debug/tollgate}"
 if [ -x "$bin" ]; then
     scratch="$(mktemp -d)"
+    : > "$scratch/stderr"  # before the server opens it, for the first look below
     # shellcheck disable=SC2046
     env $(env | sed -n 's/^\(TOLLGATE_[A-Z_]*\)=.*/-u \1/p') "$bin" serve \
         --config deploy/base/tollgate.yaml --listen 127.0.0.1:0 --data-dir "$scratch" \
         --database "sqlite://$scratch/tollgate.db" --operator-key deploy-check \
-        2> "$scratch/stderr" &
+        2>> "$scratch/stderr" &
     pid=$!
     for _ in $(seq 100); do
         grep -q 'tollgate listening' "$scratch/stderr" && break
