@@ -40,5 +40,6 @@ for cases in policies/*/cases.yaml; do
     ./target/debug/tollgate policy test "$fixtures/${policy//-/_}.wasm" "$cases"
 done
 
+step "deploy manifests (offline)"; bash tests/steps/deploy.sh
 step "Rust tests (unit, sandbox, CLI, end to end)"
 cargo test --workspace --locked
