@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine. Installs what it needs (the wasm32-wasip2 target), builds
-# the policies, runs the policy harness over every policies/*/cases.yaml, then the Rust tests.
+# Runs every test on a fresh machine. Installs what it needs (the wasm32-wasip2 target,
+# PostgreSQL from Debian, pinned PyPI packages in venvs under target/), builds the policies, runs
+# the policy harness over every policies/*/cases.yaml, validates deploy/ offline, then the Rust
+# tests, on SQLite and on a PostgreSQL server of the run's own (stopped at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,18 @@ for cases in policies/*/cases.yaml; do
     ./target/debug/tollgate policy test "$fixtures/${policy//-/_}.wasm" "$cases"
 done
 
-step "deploy manifests (offline)"; bash tests/steps/deploy.sh
+step "deploy manifests (offline)"
+bash tests/steps/deploy.sh
+
+step "PostgreSQL of this run's own (installed from Debian when missing), on loopback"
+source tests/steps/postgres.sh
+trap pg_stop EXIT
+pg_start
+
 step "Rust tests (unit, sandbox, CLI, end to end)"
 cargo test --workspace --locked
+
+step "PostgreSQL: every store test on the second backend, and several replicas"
+cargo test --locked -p tollgate --lib store:: -- --ignored
+cargo test --locked -p tollgate --test replicas -- --include-ignored
+pg_stop

@@ -10,6 +10,7 @@
 //!   count requests; [`attack`]: keys of the test's own, tokens forged byte by byte, a
 //!   multi-issuer key server, and a tenant wired to it;
 //! - [`life`]: introspection, revocation and renewal of issued tokens;
+//! - [`postgres`]: a database of a test's own on the run's PostgreSQL, and a forwarder to cut it;
 //! - [`jwt`], [`temp`], [`process`], [`fixtures`] (the wasm modules, built once).
 
 pub mod attack;
@@ -19,6 +20,7 @@ pub mod issuer_double;
 pub mod jwt;
 pub mod life;
 mod logs;
+pub mod postgres;
 pub mod process;
 pub mod raw;
 pub mod server;

@@ -31,8 +31,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running exchange server on 127.0.0.1 with [`OPERATOR_KEY`], stopped when dropped.
 pub struct Server {
-    /// The public URL, which is the real bound address.
+    /// The public URL (`iss`, the tenants' audiences): the bound address unless the test
+    /// gave `--public-url`.
     pub url: String,
+    /// Where requests go: the bound address, `http://127.0.0.1:PORT`.
+    pub addr: String,
     log: Arc<Mutex<String>>,
     pub http: reqwest::Client,
     backend: Backend,
@@ -92,7 +95,11 @@ impl Server {
             .await;
             match built {
                 Ok((listener, app)) => {
-                    let _ = ready.send(Ok(app.public_url.clone()));
+                    let addr = listener
+                        .local_addr()
+                        .map(|a| format!("http://{a}"))
+                        .unwrap_or_default();
+                    let _ = ready.send(Ok((app.public_url.clone(), addr)));
                     let _ = app
                         .serve(listener, async {
                             let _ = stopped.await;
@@ -104,13 +111,14 @@ impl Server {
                 }
             }
         });
-        let url = match started.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(url)) => url,
+        let (url, addr) = match started.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(started)) => started,
             Ok(Err(error)) => panic!("server did not start: {error}"),
             Err(_) => panic!("server did not start in time:\n{}", log.lock().unwrap()),
         };
         Server {
             url,
+            addr,
             log,
             http: client(),
             backend: Backend::InProcess {
@@ -138,13 +146,13 @@ impl Server {
                 .map(str::to_owned)
         });
         // "http://127.0.0.1:PORT (public URL http://127.0.0.1:PORT)"
-        let url = line
-            .split_once("(public URL ")
-            .and_then(|(_, rest)| rest.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("unexpected listening line: {line}"))
-            .to_owned();
+        let (addr, url) = line
+            .split_once(" (public URL ")
+            .and_then(|(addr, rest)| Some((addr.to_owned(), rest.strip_suffix(')')?.to_owned())))
+            .unwrap_or_else(|| panic!("unexpected listening line: {line}"));
         Server {
             url,
+            addr,
             log: child.log.clone(),
             http: client(),
             backend: Backend::Process(child),
@@ -199,7 +207,7 @@ impl Server {
 
     /// A request to `path` on this server.
     pub fn at(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.url))
+        self.http.request(method, format!("{}{path}", self.addr))
     }
 
     /// Sends `request`: (status, JSON body, or the text as a JSON string).

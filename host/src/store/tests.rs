@@ -1,7 +1,7 @@
 //! Tests of the store. Each check takes the URL of a fresh, empty database and runs as a test
-//! against a SQLite file, and against PostgreSQL as an ignored test: run those with
-//! `TOLLGATE_TEST_POSTGRES_URL=postgres://user@host:port/db cargo test -p tollgate --lib
-//! store:: -- --ignored`, where the user may create databases (each test makes and drops one).
+//! against a SQLite file, and against PostgreSQL as an ignored test, which `tests/run.sh` runs
+//! on a server of its own; by hand: `source tests/steps/postgres.sh && pg_start`, then
+//! `cargo test -p tollgate --lib store:: -- --ignored` (each test makes and drops a database).
 
 /// Runs each named check as a test of the same name, once per backend.
 macro_rules! on_each_backend {
@@ -20,7 +20,7 @@ macro_rules! on_each_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[ignore = "needs a PostgreSQL server named by TOLLGATE_TEST_POSTGRES_URL"]
                 async fn $check() {
-                    let db = crate::store::tests::PgDatabase::create().await;
+                    let db = tollgate_tests::postgres::PgDatabase::create().await;
                     super::$check(&db.url).await;
                     db.drop_database().await;
                 }
@@ -68,52 +68,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A database of its own on the PostgreSQL server of `TOLLGATE_TEST_POSTGRES_URL`.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> PgDatabase {
-        let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
-            .expect("set TOLLGATE_TEST_POSTGRES_URL to run the PostgreSQL tests");
-        let name = format!("tollgate_test_{}", super::random_hex(8).unwrap());
-        let (base, params) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
-        let (server, _) = base.rsplit_once('/').expect("a URL with a database path");
-        let mut url = format!("{server}/{name}");
-        if !params.is_empty() {
-            url = format!("{url}?{params}");
-        }
-        Self::admin(&admin_url, &format!("CREATE DATABASE {name}")).await;
-        PgDatabase {
-            admin_url,
-            name,
-            url,
-        }
-    }
-
-    async fn admin(admin_url: &str, statement: &str) {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(admin_url)
-            .await
-            .expect("connect to TOLLGATE_TEST_POSTGRES_URL");
-        sqlx::query(statement)
-            .execute(&mut conn)
-            .await
-            .expect(statement);
-        conn.close().await.expect("close admin connection");
-    }
-
-    /// Only after a passing check: a failed one leaves its database to look at.
-    async fn drop_database(self) {
-        let statement = format!("DROP DATABASE {} WITH (FORCE)", self.name);
-        Self::admin(&self.admin_url, &statement).await;
     }
 }
 
