@@ -102,7 +102,7 @@ impl App {
             module_loads: tokio::sync::Mutex::new(()),
         });
         let limiter = Arc::new(RateLimiter::new(settings.rate_limits()));
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(rotate_keys(signer, rotate_every)),
             tokio::spawn(prune_sessions(exchange.store.clone())),
             tokio::spawn(prune_decisions(
@@ -112,6 +112,12 @@ impl App {
             tokio::spawn(warm_cache(exchange.store.clone())),
             tokio::spawn(evict_idle(limiter.clone())),
         ];
+        if let Some(changes) = exchange.store.follow_changes() {
+            tasks.push(tokio::spawn(forget_changed_issuers(
+                changes,
+                exchange.verifier.clone(),
+            )));
+        }
         let admin = Arc::new(AdminService::new(exchange.clone()));
         let trusted_proxies = Cidrs::parse(&settings.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
@@ -188,6 +194,22 @@ async fn check_shared_settings(store: &Store, settings: &ServeArgs) -> anyhow::R
         }
     }
     Ok(())
+}
+
+/// Drops the cached keys of issuers another server changed. (Lost notifications need nothing
+/// here: discovered keys are cached per issuer URL, so a changed URL misses the cache anyway,
+/// and a source that is not discovery keeps no keys.)
+async fn forget_changed_issuers(
+    mut changes: tokio::sync::mpsc::Receiver<crate::store::Change>,
+    verifier: Verifier,
+) {
+    use crate::store::Change;
+    while let Some(change) = changes.recv().await {
+        match change {
+            Change::Issuer { tenant, name } => verifier.forget(&format!("{tenant}/{name}")),
+            Change::Unknown | Change::Identity { .. } => {}
+        }
+    }
 }
 
 /// Deletes decision records older than the retention, every minute (0 days: keep forever).

@@ -11,6 +11,7 @@
 
 mod api_keys;
 mod cache;
+mod changes;
 mod decision_log;
 mod decisions;
 mod error;
@@ -37,6 +38,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use api_keys::{generate_api_key, hash_api_key};
+pub use changes::Change;
 pub use decision_log::DecisionLog;
 pub use decisions::{EXPORT_LAG_SECONDS, MAX_DECISION_PAGE};
 pub use error::StoreError;
@@ -61,6 +63,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cache: Arc<ReadCache>,
+    /// The database URL, kept for the change listener (PostgreSQL only).
+    url: Option<Arc<str>>,
 }
 
 /// How long a PostgreSQL query waits for a connection before it fails as unavailable.
@@ -94,6 +98,7 @@ impl Store {
                     .await?,
                 backend,
                 cache: Arc::new(ReadCache::new(Some(REPLICA_CACHE_TTL))),
+                url: Some(Arc::from(url)),
             },
         };
         store.migrate().await?;
@@ -245,6 +250,7 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         backend: Backend::Sqlite,
         // The server is the only writer: nothing changes behind the cache.
         cache: Arc::new(ReadCache::new(None)),
+        url: None,
     })
 }
 

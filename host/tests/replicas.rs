@@ -223,7 +223,8 @@ async fn identity_changes_and_deletes_reach_the_other_replica_within_a_second() 
         || async { exchange(&b, &acme, &token).await.0 == 400 },
     )
     .await;
-    assert!(took <= Duration::from_millis(1200), "took {took:?}");
+    // NOTIFY, not the cache's one-second expiry.
+    assert!(took <= Duration::from_millis(500), "took {took:?}");
     // A deletes it: B follows.
     assert_eq!(
         a.put_identity("acme", "deployer", &acme.key, quickstart_identity())
@@ -252,7 +253,8 @@ async fn identity_changes_and_deletes_reach_the_other_replica_within_a_second() 
         || async { exchange(&b, &acme, &token).await.0 == 400 },
     )
     .await;
-    assert!(took <= Duration::from_millis(1200), "took {took:?}");
+    // NOTIFY, not the cache's one-second expiry.
+    assert!(took <= Duration::from_millis(500), "took {took:?}");
     drop((a, b));
     db.drop_database().await;
 }
@@ -386,7 +388,10 @@ async fn a_database_outage_fails_fast_and_recovers_with_nothing_unrecorded() {
         .iter()
         .filter(|s| ![200, 429, 503].contains(*s))
         .collect();
-    assert!(odd.is_empty(), "answers other than 200, 429 and 503: {odd:?}");
+    assert!(
+        odd.is_empty(),
+        "answers other than 200, 429 and 503: {odd:?}"
+    );
     assert!(statuses.contains(&503), "the outage was not seen");
     // Recovered; and every 200 has its record.
     within(Duration::from_secs(10), "exchanges recover", || async {
@@ -514,5 +519,59 @@ async fn a_replica_with_another_public_url_or_signing_algorithm_refuses_to_start
         );
     }
     drop(a);
+    db.drop_database().await;
+}
+
+/// The real PostgreSQL server restarted (`pg_ctl restart`) under load on two replicas. Run on
+/// its own (`tests/run.sh` does): it takes the shared server away from every other test.
+#[tokio::test]
+#[ignore = "restarts the PostgreSQL server of tests/run.sh: run alone"]
+async fn a_database_restart_under_load_fails_fast_and_recovers() {
+    let restart = std::env::var("TOLLGATE_TEST_POSTGRES_RESTART").expect(
+        "TOLLGATE_TEST_POSTGRES_RESTART names the restart command (tests/steps/postgres.sh)",
+    );
+    let db = PgDatabase::create().await;
+    let dir = TempDir::new("replicas-restart");
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let a = replica(&dir, "a", &db.url, &[]);
+    let b = replica(&dir, "b", &db.url, &[]);
+    let acme = quickstart(&a, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let servers = [&a, &b];
+    let load = hammer(&servers, &acme, &token, 6, Duration::from_secs(8));
+    let restarted = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("sh")
+                .args(["-c", &restart])
+                .status()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let (statuses, status) = tokio::join!(load, restarted);
+    assert!(status.success(), "the restart command failed");
+    let odd: Vec<&u16> = statuses
+        .iter()
+        .filter(|s| ![200, 429, 503].contains(*s))
+        .collect();
+    assert!(
+        odd.is_empty(),
+        "answers other than 200, 429 and 503: {odd:?}"
+    );
+    for server in servers {
+        within(Duration::from_secs(10), "exchanges recover", || async {
+            exchange(server, &acme, &token).await.0 == 200
+        })
+        .await;
+    }
+    let answered = statuses.iter().filter(|s| **s == 200).count() + 2;
+    let recorded = count_allowed(&db).await;
+    assert!(
+        recorded >= answered,
+        "{answered} tokens handed out, {recorded} recorded"
+    );
+    drop((a, b));
     db.drop_database().await;
 }

@@ -42,7 +42,8 @@ pg_start() {
     # The database-restart test restarts the server under load with this command.
     local as=""
     [ "$(id -u)" = 0 ] && as="runuser -u postgres --"
-    export TOLLGATE_TEST_POSTGRES_RESTART="$as $bin/pg_ctl -D $PG_DATA -m fast -w -t 60 restart"
+    # The restarted server logs to the file, not to the test's output (which it would hold open).
+    export TOLLGATE_TEST_POSTGRES_RESTART="$as $bin/pg_ctl -D $PG_DATA -l $PWD/target/postgres/server.log -m fast -w -t 60 restart >/dev/null 2>&1"
     echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT"
 }
 

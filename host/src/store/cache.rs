@@ -99,6 +99,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
         inner.entries.remove(key);
     }
 
+    /// Forgets everything (and no read in flight is kept).
+    fn clear(&self) {
+        let mut inner = self.0.write().expect("store cache poisoned");
+        inner.writes += 1;
+        inner.entries.clear();
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.read().expect("store cache poisoned").entries.len()
@@ -191,6 +198,13 @@ impl ReadCache {
     /// After issuer `(tenant, name)` was stored or deleted.
     pub(super) fn issuer_written(&self, tenant: &str, name: &str) {
         self.issuers.written(&key(tenant, name));
+    }
+
+    /// Forgets every entry: what changed elsewhere is not known.
+    pub(super) fn clear(&self) {
+        self.identities.clear();
+        self.uids.clear();
+        self.issuers.clear();
     }
 }
 

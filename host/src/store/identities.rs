@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::cache::MAX_ENTRIES;
+use super::changes::Change;
 use super::error::is_foreign_key_violation;
 use super::{
     IdentityRecord, Store, StoreError, from_json, get_int, now, random_hex, to_bigint, to_json,
@@ -73,6 +74,11 @@ impl Store {
         })?;
         let stored = identity_from_row(&row)?;
         self.cache.identity_stored(&stored, seen);
+        self.announce(Change::Identity {
+            tenant: stored.tenant.clone(),
+            id: stored.id.clone(),
+        })
+        .await;
         Ok(stored)
     }
 
@@ -139,6 +145,11 @@ impl Store {
             .execute(&self.pool)
             .await?;
         self.cache.identity_deleted(tenant, id);
+        self.announce(Change::Identity {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+        })
+        .await;
         Ok(deleted.rows_affected() > 0)
     }
 

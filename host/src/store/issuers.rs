@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::cache::MAX_ENTRIES;
+use super::changes::Change;
 use super::error::is_foreign_key_violation;
 use super::{IssuerRecord, Store, StoreError, from_json, now, to_json};
 
@@ -32,6 +33,11 @@ impl Store {
         .await?;
         let stored = issuer_from_row(&row)?;
         self.cache.issuer_written(&issuer.tenant, &issuer.name);
+        self.announce(Change::Issuer {
+            tenant: issuer.tenant.clone(),
+            name: issuer.name.clone(),
+        })
+        .await;
         Ok(stored)
     }
 
@@ -106,6 +112,11 @@ impl Store {
                 }
             })?;
         self.cache.issuer_written(tenant, name);
+        self.announce(Change::Issuer {
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+        })
+        .await;
         Ok(deleted.rows_affected() > 0)
     }
 }
