@@ -51,9 +51,14 @@ impl Server {
 
     /// As [`Server::start`], on a given address (to restart where the tokens point).
     pub fn start_on(data_dir: &Path, listen: &str) -> (Server, Duration) {
+        Server::start_with(data_dir, listen, &[])
+    }
+
+    /// As [`Server::start_on`], with more `serve` flags (`--database`, ...).
+    pub fn start_with(data_dir: &Path, listen: &str, extra: &[&str]) -> (Server, Duration) {
         let started = Instant::now();
         let data = data_dir.to_str().expect("a UTF-8 path");
-        let args = [
+        let mut args = vec![
             "serve",
             "--listen",
             listen,
@@ -69,6 +74,7 @@ impl Server {
             "--data-dir",
             data,
         ];
+        args.extend_from_slice(extra);
         let (child, addr) = process::spawn_with(&args, Watch::Stderr, "warn", |line| {
             let rest = line.strip_prefix("tollgate listening on http://")?;
             rest.split_whitespace().next().map(str::to_owned)
