@@ -709,3 +709,39 @@ fn a_failure_to_start_says_each_cause_once() {
         assert_eq!(stderr.matches(cause).count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// One server, restarted with another `--signing-alg` (or another `--public-url` after one was
+/// given): refused with the reason, instead of silently keeping the old keys or issuing under
+/// another name.
+#[test]
+fn a_restart_with_another_signing_algorithm_or_public_url_is_refused() {
+    let dir = TempDir::new("serve-settings");
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let first = Server::process_with(
+        std::path::Path::new(data),
+        &["--public-url", "http://tollgate.test"],
+    );
+    drop(first);
+    for (args, named) in [
+        (
+            vec!["--data-dir", data, "--signing-alg", "EdDSA"],
+            "--signing-alg",
+        ),
+        (
+            vec!["--data-dir", data, "--public-url", "http://other.test"],
+            "--public-url",
+        ),
+    ] {
+        let stderr = serve_fails(&args);
+        assert!(
+            stderr.contains(named) && stderr.contains("must use the same"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The same settings start again.
+    drop(Server::process_with(
+        std::path::Path::new(data),
+        &["--public-url", "http://tollgate.test"],
+    ));
+}
