@@ -10,7 +10,7 @@ use crate::common::cidrs::Cidrs;
 use crate::common::unix_now;
 use crate::exchange::{Decided, ExchangeError, ExchangeInput, ExchangeService, identity_name};
 use crate::policy::limits::MAX_FUEL;
-use crate::policy::{BUILTIN_RULES, LoadError, PolicyRegistry};
+use crate::policy::{LoadError, PolicyRegistry};
 use crate::store::{
     DecisionRecord, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, Store, StoreError,
     generate_api_key,
@@ -257,7 +257,10 @@ impl AdminService {
 
     pub async fn list_policies(&self, tenant: &str) -> Result<PolicyList> {
         Ok(PolicyList {
-            builtin: vec![BUILTIN_RULES.to_owned()],
+            builtin: crate::policy::BUILTINS
+                .iter()
+                .map(|b| b.to_string())
+                .collect(),
             policies: self.store.list_policies(tenant).await?,
         })
     }

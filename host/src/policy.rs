@@ -23,5 +23,5 @@ pub use engine::PolicyEngine;
 pub use limits::Limits;
 pub use module::{LoadError, ModuleInfo, PolicyModule};
 pub use outcome::{Decision, Denial, Evaluation, Grant};
-pub use registry::{BUILTIN_RULES, PolicyRegistry};
+pub use registry::{BUILTIN_CEL, BUILTIN_RULES, BUILTINS, PolicyRegistry};
 pub use request::{ExchangeContext, RequestError, build_request};

@@ -1,5 +1,6 @@
-//! Policy modules on demand: a module another server on the same database accepted (uploaded
-//! at another replica) is not in this server's registry until it is loaded here. The first
+//! Policy modules on demand: `builtin:cel`, compiled on its first use, and a module another
+//! server on the same database accepted (uploaded at another replica), which is not in this
+//! server's registry until it is loaded here. The first
 //! exchange that needs it loads it by digest from the store (the artifact cache first, else a
 //! compile off the async workers), once per server: loads are serialized, and a load that finds
 //! the module already there does nothing.
@@ -18,6 +19,15 @@ impl ExchangeService {
     ) -> Result<Option<Arc<PolicyModule>>, Failure> {
         if let Some(module) = self.policies.get(tenant, address) {
             return Ok(Some(module));
+        }
+        if address == crate::policy::BUILTIN_CEL {
+            let registry = self.policies.clone();
+            let loaded = tokio::task::spawn_blocking(move || registry.load_builtin_cel())
+                .await
+                .map_err(|e| Failure::PolicyNotLoaded(format!("{address}: {e}")))?;
+            return loaded
+                .map(Some)
+                .map_err(|e| Failure::PolicyNotLoaded(format!("{address}: {e}")));
         }
         if !address.starts_with("sha256:") {
             return Ok(None);

@@ -1,4 +1,5 @@
-//! Loaded policy modules by address: `builtin:rules` and uploaded `sha256:` digests.
+//! Loaded policy modules by address: `builtin:rules`, `builtin:cel` and uploaded `sha256:`
+//! digests.
 //!
 //! Modules are compiled when they are uploaded (or, at start, read from the artifact cache);
 //! the exchange path only ever looks them up.
@@ -14,11 +15,23 @@ pub const BUILTIN_RULES: &str = "builtin:rules";
 /// The stock `rules` component, built by `host/build.rs`.
 pub const BUILTIN_RULES_WASM: &[u8] = include_bytes!(env!("TOLLGATE_BUILTIN_RULES"));
 
+/// The address of the stock CEL policy (`policies/cel`).
+pub const BUILTIN_CEL: &str = "builtin:cel";
+
+/// The stock `cel` component, built by `host/build.rs`.
+pub const BUILTIN_CEL_WASM: &[u8] = include_bytes!(env!("TOLLGATE_BUILTIN_CEL"));
+
+/// Every built-in policy's address.
+pub const BUILTINS: &[&str] = &[BUILTIN_RULES, BUILTIN_CEL];
+
 /// Policy modules ready to evaluate, keyed by `(tenant, address)`; built-ins have no tenant.
 pub struct PolicyRegistry {
     engine: Arc<PolicyEngine>,
     modules: RwLock<HashMap<(String, String), Arc<PolicyModule>>>,
     builtin_rules: Arc<PolicyModule>,
+    /// Compiled on first use ([`PolicyRegistry::load_builtin_cel`]): it is a CEL interpreter,
+    /// several megabytes of code, and most servers never run it.
+    builtin_cel: std::sync::OnceLock<Arc<PolicyModule>>,
 }
 
 impl PolicyRegistry {
@@ -29,7 +42,17 @@ impl PolicyRegistry {
             engine,
             modules: RwLock::default(),
             builtin_rules,
+            builtin_cel: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Compiles `builtin:cel` (or reads its cached artifact) unless it is loaded; blocking.
+    pub fn load_builtin_cel(&self) -> Result<Arc<PolicyModule>, LoadError> {
+        if let Some(module) = self.builtin_cel.get() {
+            return Ok(module.clone());
+        }
+        let module = Arc::new(self.engine.load(BUILTIN_CEL_WASM)?);
+        Ok(self.builtin_cel.get_or_init(|| module).clone())
     }
 
     pub fn engine(&self) -> &Arc<PolicyEngine> {
@@ -71,6 +94,9 @@ impl PolicyRegistry {
     pub fn get(&self, tenant: &str, address: &str) -> Option<Arc<PolicyModule>> {
         if address == BUILTIN_RULES {
             return Some(self.builtin_rules.clone());
+        }
+        if address == BUILTIN_CEL {
+            return self.builtin_cel.get().cloned();
         }
         self.modules
             .read()

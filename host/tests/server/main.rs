@@ -11,6 +11,7 @@ mod attack_http;
 mod attack_jwks;
 mod attack_sandbox;
 mod attack_tokens;
+mod cel;
 mod deny;
 mod exchange;
 mod isolation;

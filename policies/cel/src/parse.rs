@@ -1,0 +1,428 @@
+//! The CEL syntax this policy understands, parsed by hand (precedence climbing): small and fast
+//! enough to parse at every decision, since each decision is a fresh instance that keeps
+//! nothing. Errors name their line and column.
+
+/// An expression tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    List(Vec<Expr>),
+    Map(Vec<(Expr, Expr)>),
+    Ident(String),
+    /// `target.field`
+    Field(Box<Expr>, String),
+    /// `target[index]`
+    Index(Box<Expr>, Box<Expr>),
+    /// `name(args)` or `target.name(args)`.
+    Call {
+        target: Option<Box<Expr>>,
+        name: String,
+        args: Vec<Expr>,
+    },
+    Unary(char, Box<Expr>),
+    Binary(Box<Expr>, &'static str, Box<Expr>),
+    Ternary(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    Punct(&'static str),
+    End,
+}
+
+const PUNCTS: &[&str] = &[
+    "&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "?", ":", ".", ",", "(", ")", "[", "]", "{",
+    "}", "+", "-", "*", "/", "%",
+];
+
+/// Where a token starts: byte offset.
+struct Lexed {
+    tokens: Vec<(Token, usize)>,
+}
+
+/// `message` at byte `at` of `source`, as `line L, column C: message`.
+fn error_at(source: &str, at: usize, message: impl std::fmt::Display) -> String {
+    let before = &source[..at.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+fn lex(source: &str) -> Result<Lexed, String> {
+    let bytes = source.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            tokens.push((Token::Ident(source[start..i].to_owned()), start));
+        } else if c.is_ascii_digit() {
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let is_double =
+                i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit();
+            if is_double {
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                let value = source[start..i]
+                    .parse()
+                    .map_err(|_| error_at(source, start, "not a number"))?;
+                tokens.push((Token::Double(value), start));
+            } else {
+                let value = source[start..i]
+                    .parse()
+                    .map_err(|_| error_at(source, start, "integer out of range"))?;
+                // `1u` is an unsigned literal in CEL: the same number here.
+                if i < bytes.len() && (bytes[i] == b'u' || bytes[i] == b'U') {
+                    i += 1;
+                }
+                tokens.push((Token::Int(value), start));
+            }
+        } else if c == b'\'' || c == b'"' {
+            let quote = c;
+            i += 1;
+            let mut text = String::new();
+            loop {
+                let Some(&b) = bytes.get(i) else {
+                    return Err(error_at(source, start, "unterminated string"));
+                };
+                if b == quote {
+                    i += 1;
+                    break;
+                }
+                if b == b'\\' {
+                    let escaped = bytes.get(i + 1).copied();
+                    text.push(match escaped {
+                        Some(b'n') => '\n',
+                        Some(b't') => '\t',
+                        Some(b'\\') => '\\',
+                        Some(b'\'') => '\'',
+                        Some(b'"') => '"',
+                        _ => return Err(error_at(source, i, "unknown escape")),
+                    });
+                    i += 2;
+                    continue;
+                }
+                let ch = source[i..]
+                    .chars()
+                    .next()
+                    .expect("a char at a char boundary");
+                text.push(ch);
+                i += ch.len_utf8();
+            }
+            tokens.push((Token::Str(text), start));
+        } else if let Some(p) = PUNCTS.iter().find(|p| source[i..].starts_with(**p)) {
+            i += p.len();
+            tokens.push((Token::Punct(p), start));
+        } else {
+            let ch = source[i..].chars().next().unwrap_or('?');
+            return Err(error_at(source, start, format!("unexpected `{ch}`")));
+        }
+    }
+    tokens.push((Token::End, source.len()));
+    Ok(Lexed { tokens })
+}
+
+struct Parser<'s> {
+    source: &'s str,
+    tokens: Vec<(Token, usize)>,
+    at: usize,
+    depth: usize,
+}
+
+/// Deepest nesting accepted: a bound on the parser's recursion.
+const MAX_DEPTH: usize = 64;
+
+/// Parses `source` as one expression.
+pub fn parse(source: &str) -> Result<Expr, String> {
+    let Lexed { tokens } = lex(source)?;
+    let mut parser = Parser {
+        source,
+        tokens,
+        at: 0,
+        depth: 0,
+    };
+    let expr = parser.expr()?;
+    match parser.peek() {
+        Token::End => Ok(expr),
+        other => Err(parser.error(format!(
+            "unexpected {} after the expression",
+            describe(other)
+        ))),
+    }
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::Ident(name) => format!("`{name}`"),
+        Token::Int(n) => format!("`{n}`"),
+        Token::Double(d) => format!("`{d}`"),
+        Token::Str(_) => "a string".to_owned(),
+        Token::Punct(p) => format!("`{p}`"),
+        Token::End => "the end".to_owned(),
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.at].0
+    }
+
+    fn next(&mut self) -> Token {
+        let token = self.tokens[self.at].0.clone();
+        if self.at + 1 < self.tokens.len() {
+            self.at += 1;
+        }
+        token
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> String {
+        error_at(self.source, self.tokens[self.at].1, message)
+    }
+
+    fn eat(&mut self, punct: &str) -> bool {
+        if matches!(self.peek(), Token::Punct(p) if *p == punct) {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, punct: &str) -> Result<(), String> {
+        if self.eat(punct) {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "expected `{punct}`, found {}",
+                describe(self.peek())
+            )))
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("the expression is nested too deeply"));
+        }
+        let condition = self.binary(0)?;
+        let expr = if self.eat("?") {
+            let then = self.binary(0)?;
+            self.expect(":")?;
+            let otherwise = self.expr()?;
+            Expr::Ternary(Box::new(condition), Box::new(then), Box::new(otherwise))
+        } else {
+            condition
+        };
+        self.depth -= 1;
+        Ok(expr)
+    }
+
+    /// Binary operators by precedence level, loosest first.
+    fn binary(&mut self, level: usize) -> Result<Expr, String> {
+        const LEVELS: &[&[&str]] = &[
+            &["||"],
+            &["&&"],
+            &["==", "!=", "<", "<=", ">", ">=", "in"],
+            &["+", "-"],
+            &["*", "/", "%"],
+        ];
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        let mut left = self.binary(level + 1)?;
+        loop {
+            let op = match self.peek() {
+                Token::Punct(p) if LEVELS[level].contains(p) => *p,
+                Token::Ident(name) if name == "in" && LEVELS[level].contains(&"in") => "in",
+                _ => return Ok(left),
+            };
+            self.next();
+            let right = self.binary(level + 1)?;
+            left = Expr::Binary(Box::new(left), op, Box::new(right));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        for op in ['!', '-'] {
+            if self.eat(&op.to_string()) {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(self.error("the expression is nested too deeply"));
+                }
+                let operand = self.unary()?;
+                self.depth -= 1;
+                return Ok(Expr::Unary(op, Box::new(operand)));
+            }
+        }
+        self.member()
+    }
+
+    fn member(&mut self) -> Result<Expr, String> {
+        let mut expr = self.primary()?;
+        loop {
+            if self.eat(".") {
+                let name = match self.next() {
+                    Token::Ident(name) => name,
+                    other => {
+                        return Err(self.error(format!(
+                            "expected a name after `.`, found {}",
+                            describe(&other)
+                        )));
+                    }
+                };
+                if self.eat("(") {
+                    let args = self.args(")")?;
+                    expr = Expr::Call {
+                        target: Some(Box::new(expr)),
+                        name,
+                        args,
+                    };
+                } else {
+                    expr = Expr::Field(Box::new(expr), name);
+                }
+            } else if self.eat("[") {
+                let index = self.expr()?;
+                self.expect("]")?;
+                expr = Expr::Index(Box::new(expr), Box::new(index));
+            } else {
+                return Ok(expr);
+            }
+        }
+    }
+
+    fn args(&mut self, close: &str) -> Result<Vec<Expr>, String> {
+        let mut args = Vec::new();
+        if self.eat(close) {
+            return Ok(args);
+        }
+        loop {
+            args.push(self.expr()?);
+            if self.eat(close) {
+                return Ok(args);
+            }
+            self.expect(",")?;
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            Token::Int(n) => Ok(Expr::Int(n)),
+            Token::Double(d) => Ok(Expr::Double(d)),
+            Token::Str(s) => Ok(Expr::Str(s)),
+            Token::Ident(name) => match name.as_str() {
+                "true" => Ok(Expr::Bool(true)),
+                "false" => Ok(Expr::Bool(false)),
+                "null" => Ok(Expr::Null),
+                _ if self.eat("(") => Ok(Expr::Call {
+                    target: None,
+                    name,
+                    args: self.args(")")?,
+                }),
+                _ => Ok(Expr::Ident(name)),
+            },
+            Token::Punct("(") => {
+                let inner = self.expr()?;
+                self.expect(")")?;
+                Ok(inner)
+            }
+            Token::Punct("[") => Ok(Expr::List(self.args("]")?)),
+            Token::Punct("{") => {
+                let mut entries = Vec::new();
+                if self.eat("}") {
+                    return Ok(Expr::Map(entries));
+                }
+                loop {
+                    let key = self.expr()?;
+                    self.expect(":")?;
+                    let value = self.expr()?;
+                    entries.push((key, value));
+                    if self.eat("}") {
+                        return Ok(Expr::Map(entries));
+                    }
+                    self.expect(",")?;
+                }
+            }
+            other => {
+                // Point at the token just consumed.
+                self.at = self.at.saturating_sub(usize::from(other != Token::End));
+                Err(self.error(format!(
+                    "expected an expression, found {}",
+                    describe(&other)
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_members() {
+        let e = parse("a.b[0] == 'x' || !c && d in [1, 2.5] ? f(1) : g.h(2)").unwrap();
+        let Expr::Ternary(condition, _, _) = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            matches!(*condition, Expr::Binary(_, "||", _)),
+            "{condition:?}"
+        );
+        assert_eq!(
+            parse("1 + 2 * 3").unwrap(),
+            Expr::Binary(
+                Box::new(Expr::Int(1)),
+                "+",
+                Box::new(Expr::Binary(
+                    Box::new(Expr::Int(2)),
+                    "*",
+                    Box::new(Expr::Int(3))
+                )),
+            )
+        );
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        assert_eq!(
+            parse("a ==").unwrap_err(),
+            "line 1, column 5: expected an expression, found the end"
+        );
+        assert_eq!(
+            parse("a &&\n  ) b").unwrap_err(),
+            "line 2, column 3: expected an expression, found `)`"
+        );
+        assert!(
+            parse("'open")
+                .unwrap_err()
+                .starts_with("line 1, column 1: unterminated")
+        );
+        assert!(parse("a # b").unwrap_err().contains("unexpected `#`"));
+        assert!(
+            parse(&"(".repeat(200))
+                .unwrap_err()
+                .contains("nested too deeply")
+        );
+        assert!(parse("a b").unwrap_err().contains("after the expression"));
+    }
+}
