@@ -40,5 +40,8 @@ for cases in policies/*/cases.yaml; do
     ./target/debug/tollgate policy test "$fixtures/${policy//-/_}.wasm" "$cases"
 done
 
+step "Python and JavaScript SDKs: pinned toolchains, unit tests, examples through the harness"
+tests/steps/sdks.sh
+
 step "Rust tests (unit, sandbox, CLI, end to end)"
 cargo test --workspace --locked
