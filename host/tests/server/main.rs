@@ -14,6 +14,7 @@ mod attack_tokens;
 mod deny;
 mod exchange;
 mod isolation;
+mod languages;
 mod life;
 mod reload;
 mod seeds;
