@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds a JavaScript policy into a component: sdk/js/build.sh ENTRY.js OUT.wasm
+# Builds a JavaScript policy into a component: sdk/js/build.sh ENTRY.js OUT.wasm [ROOT]
 #
 # ENTRY.js is the component's entry module: it imports `tollgate:policy/host@0.1.0`, calls the
 # SDK's `useHost` and exports `evaluate` and `validateConfig` (see
-# policies/team-scopes-js/src/component.js). Relative imports are resolved from the
-# repository root, so a policy under the repository may import sdk/js/src/index.js.
+# policies/team-scopes-js/src/component.js). Relative imports must stay inside ROOT (default:
+# the repository root, so a policy under the repository may import sdk/js/src/index.js; a
+# project elsewhere passes its own directory, with the SDK copied into it).
 #
 # The first run (or a changed package-lock.json) installs the pinned npm packages with
 # `npm ci`. `--disable stdio http fetch-event` leaves out the WASI the sandbox refuses: with
@@ -14,9 +15,10 @@
 set -euo pipefail
 sdk="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$sdk/../.." && pwd)"
-[ $# -eq 2 ] || { echo "usage: $0 ENTRY.js OUT.wasm" >&2; exit 2; }
+[ $# -ge 2 ] && [ $# -le 3 ] || { echo "usage: $0 ENTRY.js OUT.wasm [ROOT]" >&2; exit 2; }
 entry="$(realpath "$1")"
 out="$(realpath -m "$2")"
+base="$(realpath "${3:-$root}")"
 
 stamp="$sdk/node_modules/.package-lock.sha256"
 want="$(sha256sum "$sdk/package-lock.json" | cut -d' ' -f1)"
@@ -26,7 +28,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 mkdir -p "$(dirname "$out")"
-cd "$root"
-"$sdk/node_modules/.bin/componentize-js" --wit wit --world-name trust-policy \
-    --disable stdio http fetch-event -o "$out" "$(realpath --relative-to="$root" "$entry")" >/dev/null
+cd "$base"
+"$sdk/node_modules/.bin/componentize-js" --wit "$root/wit" --world-name trust-policy \
+    --disable stdio http fetch-event -o "$out" "$(realpath --relative-to="$base" "$entry")" >/dev/null
 echo "built $out ($(stat -c %s "$out") bytes)"

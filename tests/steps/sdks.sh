@@ -28,3 +28,13 @@ sdk/js/build.sh tests/fixtures/hostile-js/component.js target/fixtures/js/hostil
 node --test sdk/js/test/ policies/team-scopes-js/test/
 "$tollgate" policy test --fuel "$fuel" target/fixtures/js/team_scopes_js.wasm \
     policies/team-scopes-js/test/cases.yaml
+
+echo "-- tollgate policy new: a project in each language builds and passes its own cases"
+new="$(mktemp -d)"
+trap 'rm -rf "$new"' EXIT
+tollgate="$(realpath "$tollgate")"
+for lang in rust python js; do
+    (cd "$new" && "$tollgate" policy new --lang "$lang" "new-$lang" --sdk "$OLDPWD" \
+        && TOLLGATE="$tollgate" TOLLGATE_PY_VENV="$OLDPWD/target/venvs/componentize-py" \
+            "./new-$lang/build.sh")
+done

@@ -95,6 +95,8 @@ fn an_interpreter_guest_is_held_to_the_same_limits() {
         fuel: tollgate::policy::limits::MAX_FUEL,
         output_bytes: 1 << 10,
         log_bytes: 1 << 10,
+        // A debug build compiles the 12 MiB component in tens of seconds on a busy machine.
+        compile_deadline: Duration::from_secs(600),
         ..Limits::default()
     };
     let engine = PolicyEngine::new(limits.clone()).unwrap();

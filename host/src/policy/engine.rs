@@ -318,8 +318,8 @@ fn engine_config(limits: &Limits) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(limits.stack_bytes)
         // One thread per compilation: an 18 MiB interpreter guest compiled in parallel took
-        // every core for its ~15 s and multiplied exchanges' p99 by ten on two cores (BENCHMARKS.md).
-        // With the two-compilation bound, uploads can take at most two threads.
+        // every core and multiplied exchanges' p99 by ten on two cores (BENCHMARKS.md). With
+        // the two-compilation bound, uploads take at most two threads.
         .parallel_compilation(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // For profiling only: `perf` then names guests' functions (BENCHMARKS.md).
