@@ -358,6 +358,16 @@ fn write(dir: &Path, lang: Lang, name: &str, sdk: &Path) -> std::io::Result<()> 
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
     }
+    if lang == Lang::Rust {
+        // The source tree's toolchain and dependency versions: the SDK is built as it is
+        // tested (cargo drops the lock's entries the project does not use).
+        for file in ["rust-toolchain.toml", "Cargo.lock"] {
+            let from = Path::new(&sdk).join(file);
+            if from.is_file() {
+                std::fs::copy(from, dir.join(file))?;
+            }
+        }
+    }
     Ok(())
 }
 
