@@ -45,6 +45,9 @@ done
 step "deploy manifests (offline)"
 bash tests/steps/deploy.sh
 
+step "Python and JavaScript SDKs: pinned toolchains, unit tests, examples through the harness"
+tests/steps/sdks.sh
+
 step "PostgreSQL of this run's own (installed from Debian when missing), on loopback"
 source tests/steps/postgres.sh
 trap pg_stop EXIT

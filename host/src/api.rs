@@ -49,8 +49,11 @@ pub struct AppState {
 /// Limits on each request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
-    /// Largest admin request body (policy uploads).
+    /// Largest admin request body, policy uploads aside.
     pub max_body: usize,
+    /// Largest policy upload (`--policy-max-module-bytes`, or `max_body` when that is larger:
+    /// the engine then names the module limit in a 422).
+    pub max_upload: usize,
     /// Longest time for a whole exchange request, body included.
     pub exchange_deadline: Duration,
 }
@@ -73,6 +76,10 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         .layer(DefaultBodyLimit::max(bounds.max_body))
         .layer(from_fn_with_state(bounds.max_body, limits::admin))
         .layer(from_fn(guard::admin));
+    let uploads = admin::upload_routes()
+        .layer(DefaultBodyLimit::max(bounds.max_upload))
+        .layer(from_fn_with_state(bounds.max_upload, limits::admin))
+        .layer(from_fn(guard::admin));
     let public = Router::new()
         .merge(discovery::routes())
         .merge(ops::routes())
@@ -82,6 +89,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
     Router::new()
         .merge(exchange)
         .merge(admin)
+        .merge(uploads)
         .merge(public)
         .layer(from_fn(newline::json))
         .with_state(state)

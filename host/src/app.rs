@@ -58,6 +58,9 @@ impl App {
         let fuel = settings.policy_fuel.min(crate::policy::limits::MAX_FUEL);
         let limits = Limits {
             fuel,
+            module_bytes: settings.policy_max_module_bytes,
+            memory_bytes: settings.policy_memory_bytes,
+            compile_deadline: Duration::from_secs(settings.policy_compile_seconds.max(1)),
             ..Limits::default()
         };
         let engine =
@@ -129,6 +132,9 @@ impl App {
         };
         let limits = api::RequestLimits {
             max_body: settings.max_body_bytes,
+            max_upload: settings
+                .max_body_bytes
+                .max(settings.policy_max_module_bytes),
             exchange_deadline: Duration::from_secs(settings.request_timeout_seconds.max(1)),
         };
         let transport = Transport {

@@ -3,6 +3,7 @@
 mod admin;
 mod dev;
 mod policy_check;
+mod policy_new;
 mod policy_test;
 mod serve;
 
@@ -64,6 +65,11 @@ enum PolicyCommand {
     ///
     /// Example: tollgate policy check target/wasm32-wasip2/release/rules.wasm
     Check(policy_check::Args),
+    /// Write a policy project in Rust, Python or JavaScript that builds and passes its own
+    /// cases (`./NAME/build.sh`), using the SDKs of the Tollgate source tree (`--sdk`).
+    ///
+    /// Example: tollgate policy new --lang python team-policy
+    New(policy_new::Args),
 }
 
 /// Output format for commands that report.
@@ -96,6 +102,7 @@ pub fn main() -> ExitCode {
         }
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
+        Command::Policy(PolicyCommand::New(args)) => policy_new::run(args),
         Command::Dev(command) => dev::run(command),
         Command::Admin(args) => admin::run(args),
     }

@@ -83,9 +83,23 @@ pub struct ServeArgs {
     /// Default fuel per policy decision (an identity may set up to 10,000,000).
     #[arg(long, env = "TOLLGATE_POLICY_FUEL", default_value_t = 1_000_000)]
     pub policy_fuel: u64,
-    /// Largest request body accepted, in bytes (policy uploads included).
+    /// Largest request body accepted on the admin API, in bytes. Policy uploads may always
+    /// be as large as `--policy-max-module-bytes`.
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
+    /// Largest policy module accepted, in bytes. The default fits an interpreter guest: a
+    /// componentize-py component (CPython and its standard library) is about 18 MiB, a
+    /// componentize-js one (SpiderMonkey) about 12 MiB.
+    #[arg(long, env = "TOLLGATE_POLICY_MAX_MODULE_BYTES", default_value_t = crate::policy::limits::DEFAULT_MODULE_BYTES)]
+    pub policy_max_module_bytes: usize,
+    /// Linear memory cap per policy instance, in bytes (also the pooling allocator's slot
+    /// size). The default fits an interpreter guest's initial heap with room for a decision.
+    #[arg(long, env = "TOLLGATE_POLICY_MEMORY_BYTES", default_value_t = crate::policy::limits::DEFAULT_MEMORY_BYTES)]
+    pub policy_memory_bytes: usize,
+    /// Deadline for compiling an uploaded module, in seconds. The default leaves an interpreter
+    /// guest several times the time it takes on two busy cores.
+    #[arg(long, env = "TOLLGATE_POLICY_COMPILE_SECONDS", default_value_t = crate::policy::limits::DEFAULT_COMPILE_SECONDS)]
+    pub policy_compile_seconds: u64,
     /// Close a connection whose request line and headers have not all arrived after this many
     /// seconds (slowloris); idle keep-alive connections are closed after the same time.
     #[arg(long, env = "TOLLGATE_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]

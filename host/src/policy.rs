@@ -14,6 +14,7 @@ mod host_api;
 pub mod limits;
 pub mod module;
 pub mod outcome;
+pub mod producers;
 pub mod registry;
 pub mod request;
 mod sandbox;

@@ -71,3 +71,39 @@ pub fn module_path(name: &str) -> PathBuf {
 pub fn module(name: &str) -> Vec<u8> {
     std::fs::read(module_path(name)).expect("read fixture")
 }
+
+/// The interpreter guests: `(name, language, path under target/fixtures)`, the examples of
+/// sdk/python and sdk/js and the hostile JavaScript guest (`tests/fixtures/hostile-js`). They
+/// are built by `tests/steps/sdks.sh` (tests/run.sh runs it before the Rust tests), not by
+/// cargo: componentize-py and componentize-js come from pip and npm.
+pub const INTERPRETER_MODULES: &[(&str, &str, &str)] = &[
+    ("team-scopes-py", "Python", "python/team_scopes_py.wasm"),
+    ("team-scopes-js", "JavaScript", "js/team_scopes_js.wasm"),
+    ("hostile-js", "JavaScript", "js/hostile_js.wasm"),
+];
+
+/// The path of a built interpreter guest (`team-scopes-py`, `team-scopes-js`, `hostile-js`).
+///
+/// # Panics
+///
+/// When the module has not been built, naming the script that builds it: a missing toolchain
+/// fails the test rather than skipping it.
+pub fn interpreter_module_path(name: &str) -> PathBuf {
+    let (_, _, file) = INTERPRETER_MODULES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("no interpreter policy `{name}`"));
+    let path = target_dir().join(file);
+    assert!(
+        path.exists(),
+        "`{}` is missing: build the Python and JavaScript examples with tests/steps/sdks.sh \
+         (it installs componentize-py with pip and componentize-js with npm; tests/run.sh runs it)",
+        path.display()
+    );
+    path
+}
+
+/// The bytes of a built interpreter guest (see [`interpreter_module_path`]).
+pub fn interpreter_module(name: &str) -> Vec<u8> {
+    std::fs::read(interpreter_module_path(name)).expect("read interpreter fixture")
+}

@@ -84,6 +84,67 @@ fn every_hostile_behaviour_is_a_denial_and_the_next_decision_is_served() {
     }
 }
 
+/// The same limits hold for an interpreter: the hostile JavaScript guest (SpiderMonkey, built
+/// by tests/steps/sdks.sh) loops, grows its memory, floods its output and its log, and throws.
+#[test]
+fn an_interpreter_guest_is_held_to_the_same_limits() {
+    // An interpreter burns millions of fuel units per decision: the most an identity may give.
+    // Output and log caps of 1 KiB: each byte a JavaScript guest hands the host costs it about
+    // 3,000 fuel, so at the default caps (64 KiB, 16 KiB) its fuel always runs out first.
+    let limits = Limits {
+        fuel: tollgate::policy::limits::MAX_FUEL,
+        output_bytes: 1 << 10,
+        log_bytes: 1 << 10,
+        // A debug build compiles the 12 MiB component in tens of seconds on a busy machine.
+        compile_deadline: Duration::from_secs(600),
+        ..Limits::default()
+    };
+    let engine = PolicyEngine::new(limits.clone()).unwrap();
+    let rules = load(&engine, "rules");
+    let hostile = engine
+        .load(&fixtures::interpreter_module("hostile-js"))
+        .unwrap_or_else(|e| panic!("hostile-js: {e}"));
+    let allowed = |engine: &PolicyEngine| {
+        let evaluation = engine.evaluate(&hostile, &request(json!({"mode": "allow"})));
+        assert!(evaluation.decision.is_allow(), "{:?}", evaluation.decision);
+    };
+    allowed(&engine);
+    for (config, code) in [
+        (json!({"mode": "loop"}), "fuel-exhausted"),
+        (json!({"mode": "grow"}), "memory-limit"),
+        (
+            json!({"mode": "huge-output", "bits": 9}),
+            "output-too-large",
+        ),
+        (json!({"mode": "throw"}), "policy-trap"),
+        (json!({"mode": "bad-claim"}), "invalid-output"),
+    ] {
+        let mode = &config["mode"];
+        let evaluation = engine.evaluate(&hostile, &request(config.clone()));
+        assert_eq!(
+            denial_code(&evaluation.decision),
+            code,
+            "mode {mode}: {:?} after {} fuel",
+            evaluation.decision,
+            evaluation.fuel_used
+        );
+        assert!(evaluation.fuel_used <= limits.fuel, "mode {mode}");
+        assert!(
+            evaluation.elapsed < Duration::from_secs(5),
+            "mode {mode} took {:?}",
+            evaluation.elapsed
+        );
+        assert_good_policy_still_works(&engine, &rules);
+        allowed(&engine);
+    }
+    let chatty = json!({"mode": "chatty", "lines": 12});
+    let evaluation = engine.evaluate(&hostile, &request(chatty));
+    let logged: usize = evaluation.logs.iter().map(|l| l.message.len()).sum();
+    assert!(logged <= limits.log_bytes, "logged {logged} bytes");
+    assert!(evaluation.logs_truncated);
+    assert!(evaluation.decision.is_allow(), "{:?}", evaluation.decision);
+}
+
 #[test]
 fn table_growth_stops_at_the_cap_and_the_next_decision_is_served() {
     let limits = Limits::default();

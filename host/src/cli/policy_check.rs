@@ -1,6 +1,7 @@
 //! `tollgate policy check MODULE`: the upload validation, reported.
 
 use super::Format;
+use crate::policy::producers::Producers;
 use crate::policy::{Limits, PolicyEngine};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +32,14 @@ pub fn run(args: Args) -> ExitCode {
     match engine.load(&bytes) {
         Ok(module) => {
             let info = &module.info;
+            // What the component says made it; absent when it has no `producers` section.
+            let producers = Producers::read(&bytes);
             match args.format {
                 Format::Json => {
                     let mut value = serde_json::to_value(info).expect("info serializes");
                     value["valid"] = true.into();
+                    value["language"] = producers.language().into();
+                    value["toolchain"] = producers.toolchain.clone().into();
                     println!("{value:#}");
                 }
                 Format::Text => {
@@ -43,6 +48,12 @@ pub fn run(args: Args) -> ExitCode {
                     println!("world:    {}", info.world);
                     println!("digest:   {}", info.digest);
                     println!("size:     {} bytes", info.size);
+                    if let Some(language) = producers.language() {
+                        println!("language: {language}");
+                    }
+                    if !producers.toolchain.is_empty() {
+                        println!("toolchain: {}", producers.toolchain.join(", "));
+                    }
                     println!("compile:  {:.1} ms", info.compile_time.as_secs_f64() * 1e3);
                     println!("exports:  {}", info.exports.join(", "));
                     if info.imports.is_empty() {

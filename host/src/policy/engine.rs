@@ -179,8 +179,12 @@ impl PolicyEngine {
 
     /// Runs the module's `validate-config`. `Err` carries the module's message, or the
     /// sandbox's reason when the module failed to answer.
+    ///
+    /// It runs with the most fuel an identity may give ([`MAX_FUEL`]), not the default: it
+    /// runs when a tenant writes an identity, never on the exchange path, and an interpreter
+    /// guest (Python, JavaScript) burns 3 to 5 million units before its first line of policy.
     pub fn validate_config(&self, module: &PolicyModule, config: &str) -> Result<(), String> {
-        let run = self.run(module, 0, self.limits.fuel, |policy, store| {
+        let run = self.run(module, 0, MAX_FUEL, |policy, store| {
             policy.call_validate_config(store, config)
         });
         match run.result {
@@ -313,6 +317,10 @@ fn engine_config(limits: &Limits) -> Config {
         .consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(limits.stack_bytes)
+        // One thread per compilation: an 18 MiB interpreter guest compiled in parallel took
+        // every core and multiplied exchanges' p99 by ten on two cores (BENCHMARKS.md). With
+        // the two-compilation bound, uploads take at most two threads.
+        .parallel_compilation(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // For profiling only: `perf` then names guests' functions (BENCHMARKS.md).
     if std::env::var_os("TOLLGATE_PERF_MAP").is_some() {

@@ -152,6 +152,9 @@ fn check_reports_world_exports_imports_size_and_compile_time() {
         // only the shared type definitions.
         "imports:\n  tollgate:policy/types@0.1.0\n",
         "size:     ",
+        // From the producers section rustc writes.
+        "language: Rust\n",
+        "toolchain: wit-component ",
         "compile:  ",
         "digest:   sha256:",
     ] {

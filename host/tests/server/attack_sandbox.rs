@@ -17,8 +17,9 @@ use server_support::{
 };
 use tollgate_tests::attack::{bind_hostile, last_decision, upload_hostile};
 
-/// The default module and request-body limit (16 MiB).
-const MODULE_LIMIT: usize = 16 << 20;
+/// The default module limit (`--policy-max-module-bytes`), which is also the upload route's
+/// body limit unless `--max-body-bytes` is larger.
+const MODULE_LIMIT: usize = tollgate::policy::limits::DEFAULT_MODULE_BYTES;
 
 /// A blob the size of `len` that starts like a component.
 fn component_sized(len: usize) -> Vec<u8> {

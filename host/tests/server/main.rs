@@ -15,6 +15,7 @@ mod cel;
 mod deny;
 mod exchange;
 mod isolation;
+mod languages;
 mod life;
 mod reload;
 mod seeds;
