@@ -458,8 +458,10 @@ async fn kill_9_of_a_replica_under_load_loses_no_record() {
     let db = PgDatabase::create().await;
     let dir = TempDir::new("replicas-kill");
     let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let mut a = replica(&dir, "a", &db.url, &[]);
-    let b = replica(&dir, "b", &db.url, &[]);
+    // No rate limits: every answer here is about the kill, not the load's size.
+    let unlimited = ["--identity-rate", "0", "--tenant-rate", "0"];
+    let mut a = replica(&dir, "a", &db.url, &unlimited);
+    let b = replica(&dir, "b", &db.url, &unlimited);
     let acme = quickstart(&b, &issuer, "acme").await;
     let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
     let pid = a.pid();
