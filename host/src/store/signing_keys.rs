@@ -8,6 +8,22 @@ use super::{SigningKeyRecord, Store, StoreError, from_json, now, to_json};
 
 const COLUMNS: &str = "kid, alg, private_pkcs8, public_jwk, created_at, retired_at";
 
+/// The `INSERT` of `key`, bound.
+fn insert(
+    key: &SigningKeyRecord,
+) -> Result<sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>>, StoreError> {
+    Ok(sqlx::query(INSERT)
+        .bind(key.kid.clone())
+        .bind(key.alg.clone())
+        .bind(key.private_pkcs8.clone())
+        .bind(to_json("public JWK", &key.public_jwk)?)
+        .bind(key.created_at)
+        .bind(key.retired_at))
+}
+
+const INSERT: &str = "INSERT INTO signing_keys (kid, alg, private_pkcs8, public_jwk, created_at, retired_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 /// The advisory lock replicas on PostgreSQL take around key generation, so exactly one of
 /// them creates the first key or the next one (an arbitrary constant: "tollgate").
 const KEY_LOCK: i64 = 0x746f_6c6c_6761_7465;
@@ -49,35 +65,14 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(&format!(
-            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        ))
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_pkcs8)
-        .bind(to_json("public JWK", &key.public_jwk)?)
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .execute(&mut *tx)
-        .await?;
+        insert(key)?.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Stores a new signing key. [`StoreError::Conflict`] if its `kid` is taken.
     pub async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO signing_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        ))
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_pkcs8)
-        .bind(to_json("public JWK", &key.public_jwk)?)
-        .bind(key.created_at)
-        .bind(key.retired_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
+        insert(key)?.execute(&self.pool).await.map_err(|e| {
             if is_unique_violation(&e) {
                 StoreError::Conflict(format!("signing key `{}` already exists", key.kid))
             } else {
