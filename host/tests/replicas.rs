@@ -30,6 +30,38 @@ fn replica(dir: &TempDir, name: &str, database: &str, extra: &[&str]) -> Server 
     Server::process_with(&dir.path().join(name), &flags)
 }
 
+/// Two replicas on a database of their own, with the quickstart tenant `acme` (set up at the
+/// first) and a token for its `deployer`.
+struct Pair {
+    db: PgDatabase,
+    _dir: TempDir,
+    /// Serves the keys the replicas verify the token with.
+    _issuer: DevIssuer,
+    a: Server,
+    b: Server,
+    acme: Tenant,
+    token: String,
+}
+
+async fn pair(name: &str, flags: &[&str]) -> Pair {
+    let db = PgDatabase::create().await;
+    let dir = TempDir::new(name);
+    let issuer = DevIssuer::start(&dir.path().join("dev"));
+    let a = replica(&dir, "a", &db.url, flags);
+    let b = replica(&dir, "b", &db.url, flags);
+    let acme = quickstart(&a, &issuer, "acme").await;
+    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    Pair {
+        db,
+        _dir: dir,
+        _issuer: issuer,
+        a,
+        b,
+        acme,
+        token,
+    }
+}
+
 /// An exchange at `server` for the tenant's `deployer`: (status, body).
 async fn exchange(server: &Server, tenant: &Tenant, token: &str) -> (u16, Value) {
     server
@@ -116,14 +148,15 @@ async fn a_module_uploaded_at_one_replica_decides_at_the_other() {
 #[tokio::test]
 #[ignore = "needs the PostgreSQL server of tests/run.sh"]
 async fn replicas_publish_one_key_ring_through_rotations() {
-    let db = PgDatabase::create().await;
-    let dir = TempDir::new("replicas-keys");
-    let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let fast = ["--key-rotation-seconds", "4"];
-    let a = replica(&dir, "a", &db.url, &fast);
-    let b = replica(&dir, "b", &db.url, &fast);
-    let acme = quickstart(&a, &issuer, "acme").await;
-    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let Pair {
+        db,
+        _dir,
+        _issuer,
+        a,
+        b,
+        acme,
+        token,
+    } = pair("replicas-keys", &["--key-rotation-seconds", "4"]).await;
     let start = Instant::now();
     let mut signed_with = std::collections::BTreeSet::new();
     while start.elapsed() < Duration::from_secs(13) {
@@ -196,13 +229,15 @@ async fn replicas_starting_at_once_on_an_empty_database_make_one_key() {
 #[tokio::test]
 #[ignore = "needs the PostgreSQL server of tests/run.sh"]
 async fn identity_changes_and_deletes_reach_the_other_replica_within_a_second() {
-    let db = PgDatabase::create().await;
-    let dir = TempDir::new("replicas-propagation");
-    let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let a = replica(&dir, "a", &db.url, &[]);
-    let b = replica(&dir, "b", &db.url, &[]);
-    let acme = quickstart(&a, &issuer, "acme").await;
-    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let Pair {
+        db,
+        _dir,
+        _issuer,
+        a,
+        b,
+        acme,
+        token,
+    } = pair("replicas-propagation", &[]).await;
     assert_eq!(
         exchange(&b, &acme, &token).await.0,
         200,
@@ -532,13 +567,15 @@ async fn a_database_restart_under_load_fails_fast_and_recovers() {
     let restart = std::env::var("TOLLGATE_TEST_POSTGRES_RESTART").expect(
         "TOLLGATE_TEST_POSTGRES_RESTART names the restart command (tests/steps/postgres.sh)",
     );
-    let db = PgDatabase::create().await;
-    let dir = TempDir::new("replicas-restart");
-    let issuer = DevIssuer::start(&dir.path().join("dev"));
-    let a = replica(&dir, "a", &db.url, &[]);
-    let b = replica(&dir, "b", &db.url, &[]);
-    let acme = quickstart(&a, &issuer, "acme").await;
-    let token = issuer.token(&acme.audience, "prod", "deployer", &[]);
+    let Pair {
+        db,
+        _dir,
+        _issuer,
+        a,
+        b,
+        acme,
+        token,
+    } = pair("replicas-restart", &[]).await;
     let servers = [&a, &b];
     let load = hammer(&servers, &acme, &token, 6, Duration::from_secs(8));
     let restarted = async {
