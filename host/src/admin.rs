@@ -428,12 +428,14 @@ impl AdminService {
                 ));
             }
         };
-        self.exchange
+        let module = self
+            .exchange
             .policy_module(tenant, &identity.policy)
             .await
             .map_err(|e| AdminError::Internal(e.to_string()))?;
         Ok(simulation(
-            self.exchange.decide(&identity, &claims, &input, now),
+            self.exchange
+                .decide(&identity, module, &claims, &input, now),
         ))
     }
 

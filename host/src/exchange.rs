@@ -302,9 +302,10 @@ impl ExchangeService {
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.subject_jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
         // A module another replica accepted is loaded here before the (synchronous) decision.
-        self.policy_module(&identity.tenant, &identity.policy)
+        let module = self
+            .policy_module(&identity.tenant, &identity.policy)
             .await?;
-        let decided = self.decide(identity, &claims, input, now);
+        let decided = self.decide(identity, module, &claims, input, now);
         decided.record_into(record);
         if let Some(evaluation) = &decided.evaluation {
             crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);

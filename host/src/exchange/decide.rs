@@ -7,9 +7,10 @@ use super::{
     ExchangeError, ExchangeInput, ExchangeService, Failure, TokenRejection, identity_name,
 };
 use crate::common::cidrs;
-use crate::policy::{Decision, Evaluation, ExchangeContext, build_request};
+use crate::policy::{Decision, Evaluation, ExchangeContext, PolicyModule, build_request};
 use crate::store::{DecisionRecord, IdentityRecord};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The ttl when neither the identity nor the policy names one.
 const DEFAULT_TTL: u32 = 900;
@@ -65,10 +66,13 @@ impl Decided {
 }
 
 impl ExchangeService {
-    /// Decides, for verified `claims`, what the exchange `input` asks of `identity` would issue.
+    /// Decides, for verified `claims`, what the exchange `input` asks of `identity` would issue,
+    /// with the identity's policy `module` (`None`: not loaded, a failure of the server) as
+    /// [`ExchangeService::policy_module`] found it.
     pub fn decide(
         &self,
         identity: &IdentityRecord,
+        module: Option<Arc<PolicyModule>>,
         claims: &Value,
         input: &ExchangeInput,
         now: i64,
@@ -97,7 +101,7 @@ impl ExchangeService {
                 return Decided::refused(ExchangeError::InvalidToken(TokenRejection::Claims(e)));
             }
         };
-        let Some(module) = self.policies.get(&identity.tenant, &identity.policy) else {
+        let Some(module) = module else {
             return Decided::refused(Failure::PolicyNotLoaded(identity.policy.clone()).into());
         };
         let evaluation = self.policies.engine().evaluate_with_fuel(
