@@ -1,8 +1,12 @@
 //! Per-decision cost of the stock `rules` policy: sandboxed (fresh instance + evaluate, as the
-//! server does it) next to the same rules compiled natively, in one run.
+//! server does it) next to the same rules compiled natively, in one run; then one policy in
+//! each language (Rust, CEL, Python, JavaScript) next to `builtin:rules` (`languages.rs`).
 //!
-//! Run: `cargo bench -p tollgate --bench decision` (builds the policy for wasm32-wasip2 itself).
-//! Prints p50/p99/mean per decision for both and the ratios against the targets.
+//! Run: `cargo bench -p tollgate --bench decision` (builds the Rust policies for wasm32-wasip2
+//! itself; the Python and JavaScript guests come from tests/steps/sdks.sh). Prints p50/p99/mean
+//! per decision and the verdicts against the targets. `LANGUAGES=0` leaves the languages out.
+
+mod languages;
 
 use tollgate_tests::fixtures;
 
@@ -104,23 +108,28 @@ struct Stats {
     mean: Duration,
 }
 
-fn measure(mut f: impl FnMut(usize) -> bool) -> (Stats, usize) {
-    for i in 0..ROUNDS / 10 {
+fn measure(f: impl FnMut(usize) -> bool) -> (Stats, usize) {
+    measure_n(ROUNDS, f)
+}
+
+/// `rounds` timed calls of `f` after a tenth as many untimed ones; the number that allowed.
+fn measure_n(rounds: usize, mut f: impl FnMut(usize) -> bool) -> (Stats, usize) {
+    for i in 0..rounds / 10 {
         black_box(f(i));
     }
-    let mut samples = Vec::with_capacity(ROUNDS);
+    let mut samples = Vec::with_capacity(rounds);
     let mut allowed = 0;
-    for i in 0..ROUNDS {
+    for i in 0..rounds {
         let start = Instant::now();
         let allow = black_box(f(i));
         samples.push(start.elapsed());
         allowed += allow as usize;
     }
     samples.sort();
-    let mean = samples.iter().sum::<Duration>() / ROUNDS as u32;
+    let mean = samples.iter().sum::<Duration>() / rounds as u32;
     let stats = Stats {
-        p50: samples[ROUNDS / 2],
-        p99: samples[ROUNDS * 99 / 100],
+        p50: samples[rounds / 2],
+        p99: samples[rounds * 99 / 100],
         mean,
     };
     (stats, allowed)
@@ -132,7 +141,13 @@ fn us(d: Duration) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    let engine = PolicyEngine::new(Limits::default()).expect("engine");
+    // An interpreter guest burns millions of fuel per decision: its identities set `fuel` up
+    // to the most an identity may, and so does this bench (the rules rows never come near).
+    let limits = Limits {
+        fuel: tollgate::policy::limits::MAX_FUEL,
+        ..Limits::default()
+    };
+    let engine = PolicyEngine::new(limits).expect("engine");
     let module = engine.load(&fixtures::module("rules")).expect("load rules");
     let requests = requests();
     let native: Vec<_> = requests.iter().map(to_sdk).collect();
@@ -298,4 +313,7 @@ fn main() {
         "(the native row here leaves out building the request; the targets are judged by \
          `cargo bench -p tollgate-tests --bench engines`, where every engine builds its input)"
     );
+    if std::env::var("LANGUAGES").as_deref() != Ok("0") {
+        languages::run(&engine, ROUNDS, &sandbox);
+    }
 }

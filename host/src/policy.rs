@@ -20,7 +20,7 @@ pub mod request;
 mod sandbox;
 mod wasi;
 
-pub use engine::PolicyEngine;
+pub use engine::{Phases, PolicyEngine};
 pub use limits::Limits;
 pub use module::{LoadError, ModuleInfo, PolicyModule};
 pub use outcome::{Decision, Denial, Evaluation, Grant};

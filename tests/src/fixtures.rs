@@ -89,11 +89,7 @@ pub const INTERPRETER_MODULES: &[(&str, &str, &str)] = &[
 /// When the module has not been built, naming the script that builds it: a missing toolchain
 /// fails the test rather than skipping it.
 pub fn interpreter_module_path(name: &str) -> PathBuf {
-    let (_, _, file) = INTERPRETER_MODULES
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .unwrap_or_else(|| panic!("no interpreter policy `{name}`"));
-    let path = target_dir().join(file);
+    let path = interpreter_module_location(name);
     assert!(
         path.exists(),
         "`{}` is missing: build the Python and JavaScript examples with tests/steps/sdks.sh \
@@ -101,6 +97,16 @@ pub fn interpreter_module_path(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Where tests/steps/sdks.sh writes an interpreter guest, built or not (the benches skip a
+/// missing one where the tests fail).
+pub fn interpreter_module_location(name: &str) -> PathBuf {
+    let (_, _, file) = INTERPRETER_MODULES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("no interpreter policy `{name}`"));
+    target_dir().join(file)
 }
 
 /// The bytes of a built interpreter guest (see [`interpreter_module_path`]).

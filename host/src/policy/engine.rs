@@ -206,18 +206,7 @@ impl PolicyEngine {
     ) -> Run<R> {
         let fuel = fuel.min(MAX_FUEL);
         let started = Instant::now();
-        let mut store = Store::new(
-            &self.engine,
-            SandboxState::new(&self.limits, now, self.globs.clone()),
-        );
-        store.limiter(|state| state);
-        store.set_fuel(fuel).expect("fuel is enabled");
-        let ticks = self
-            .limits
-            .wall_clock
-            .as_nanos()
-            .div_ceil(EPOCH_TICK.as_nanos()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
+        let mut store = self.store(now, fuel);
         let result = module
             .pre
             .instantiate(&mut store)
@@ -233,6 +222,59 @@ impl PolicyEngine {
             fuel_used,
             elapsed,
             state: store.into_data(),
+        }
+    }
+
+    /// A fresh store under the sandbox's limits, with `fuel` and the wall-clock deadline.
+    fn store(&self, now: i64, fuel: u64) -> Store<SandboxState> {
+        let mut store = Store::new(
+            &self.engine,
+            SandboxState::new(&self.limits, now, self.globs.clone()),
+        );
+        store.limiter(|state| state);
+        store.set_fuel(fuel).expect("fuel is enabled");
+        let ticks = self
+            .limits
+            .wall_clock
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store
+    }
+
+    /// Where one decision's time goes, for the decision bench: the same decision as
+    /// [`PolicyEngine::evaluate`], timed in its three phases. Not used to decide anything.
+    ///
+    /// The same instance then answers the request a second time, which no decision ever does:
+    /// the difference between the two calls is what the guest does once per instance (an
+    /// interpreter's lazy start-up), and what reusing instances would save.
+    pub fn phases(&self, module: &PolicyModule, request: &Request) -> Phases {
+        let started = Instant::now();
+        let mut store = self.store(request.exchange.now, 2 * MAX_FUEL);
+        let instance = module.pre.instantiate(&mut store);
+        let instantiated = Instant::now();
+        let fuel_before = store.get_fuel().unwrap_or(0);
+        let answer = instance.and_then(|policy| {
+            let first = policy.call_evaluate(&mut store, request)?;
+            Ok((policy, first))
+        });
+        let called = Instant::now();
+        let fuel_after = store.get_fuel().unwrap_or(0);
+        let allowed = matches!(answer, Ok((_, WitDecision::Allow(_))));
+        let second = answer.ok().map(|(policy, _)| {
+            let again = Instant::now();
+            let ok = policy.call_evaluate(&mut store, request).is_ok();
+            (again.elapsed(), ok)
+        });
+        let dropping = Instant::now();
+        drop(store);
+        Phases {
+            instantiate: instantiated - started,
+            call: called - instantiated,
+            teardown: dropping.elapsed(),
+            second_call: second.and_then(|(t, ok)| ok.then_some(t)),
+            fuel: fuel_before - fuel_after,
+            allowed,
         }
     }
 
@@ -285,6 +327,23 @@ impl PolicyEngine {
             }
         }
     }
+}
+
+/// One decision's time by phase ([`PolicyEngine::phases`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    /// A fresh store and instance: slot, memory image, start functions.
+    pub instantiate: Duration,
+    /// Lowering the request, the guest's `evaluate`, lifting its answer.
+    pub call: Duration,
+    /// Dropping the store: the instance's memory reset for the slot's next use.
+    pub teardown: Duration,
+    /// The same call again in the same instance (`None` if it failed).
+    pub second_call: Option<Duration>,
+    /// Fuel of the first call.
+    pub fuel: u64,
+    /// Whether the policy allowed (unchecked output).
+    pub allowed: bool,
 }
 
 struct Run<R> {

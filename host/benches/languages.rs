@@ -1,0 +1,250 @@
+//! The decision bench's second half: one policy, `team-scopes`, in each language a tenant may
+//! write it in (Rust, Python, JavaScript, CEL), each decision in a fresh instance as the server
+//! runs it, next to the stock `builtin:rules`; then where an interpreter's time goes.
+//!
+//! The Python and JavaScript modules are built by tests/steps/sdks.sh; when they are missing
+//! the rows say so and the bench goes on.
+
+use super::{Stats, measure_n, us};
+use serde_json::json;
+use tollgate::policy::bindings::Request;
+use tollgate::policy::registry::BUILTIN_CEL_WASM;
+use tollgate::policy::{ExchangeContext, PolicyEngine, PolicyModule, build_request};
+use tollgate_tests::fixtures;
+
+/// The namespaces decided in turn: four allowed (one per team, one with a requested scope
+/// intersected), three denied.
+const NAMESPACES: &[(&str, &str)] = &[
+    ("team-a-prod", ""),
+    ("team-attacker", ""),
+    ("team-a-infra-ops", ""),
+    ("team-ab", ""),
+    ("team-b-web", ""),
+    ("default", ""),
+    ("team-a-prod", "team-a.read"),
+];
+
+/// Decisions measured per interpreter row (each takes milliseconds); compiled rows use the
+/// bench's full count.
+const INTERPRETER_ROUNDS: usize = 600;
+
+/// The top-level `config` of a cases file, as JSON text.
+fn cases_config(path: &str) -> String {
+    let text = std::fs::read_to_string(fixtures::root().join(path)).expect("read cases file");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("cases YAML");
+    serde_json::to_value(&yaml["config"])
+        .expect("config")
+        .to_string()
+}
+
+fn requests(config: &str) -> Vec<Request> {
+    NAMESPACES
+        .iter()
+        .map(|(namespace, scopes)| {
+            let claims = json!({
+                "iss": "https://k8s.example", "sub": format!("system:serviceaccount:{namespace}:app"),
+                "aud": ["tollgate"], "iat": 1_700_000_000, "exp": 1_700_003_600,
+                "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": "app", "uid": "u1"}}
+            });
+            let exchange = ExchangeContext {
+                tenant: "acme".into(),
+                identity: "team".into(),
+                requested_scopes: scopes.split_whitespace().map(String::from).collect(),
+                now: 1_700_000_100,
+                ..Default::default()
+            };
+            build_request(&claims, exchange, config).expect("request")
+        })
+        .collect()
+}
+
+struct Row {
+    name: &'static str,
+    module: PolicyModule,
+    requests: Vec<Request>,
+    rounds: usize,
+}
+
+/// What a row measured.
+struct Measured {
+    name: &'static str,
+    size: usize,
+    stats: Stats,
+    fuel: u64,
+}
+
+/// The rows whose module is there; a missing interpreter guest is named and skipped.
+fn rows(engine: &PolicyEngine, rounds: usize) -> Vec<Row> {
+    let team_scopes = cases_config("policies/team-scopes/cases.yaml");
+    let cel = cases_config("policies/cel/cases.yaml");
+    let mut rows = vec![
+        Row {
+            name: "Rust (team-scopes)",
+            module: engine
+                .load(&fixtures::module("team-scopes"))
+                .expect("load team-scopes"),
+            requests: requests(&team_scopes),
+            rounds,
+        },
+        Row {
+            name: "CEL (builtin:cel)",
+            module: engine.load(BUILTIN_CEL_WASM).expect("load builtin:cel"),
+            requests: requests(&cel),
+            rounds,
+        },
+    ];
+    for (name, fixture) in [
+        ("Python (componentize-py)", "team-scopes-py"),
+        ("JavaScript (componentize-js)", "team-scopes-js"),
+    ] {
+        let path = fixtures::interpreter_module_location(fixture);
+        match std::fs::read(&path) {
+            Ok(bytes) => rows.push(Row {
+                name,
+                module: engine.load(&bytes).expect("load interpreter guest"),
+                requests: requests(&team_scopes),
+                rounds: INTERPRETER_ROUNDS,
+            }),
+            Err(_) => println!(
+                "{name}: skipped, {} is missing (tests/steps/sdks.sh builds it)",
+                path.display()
+            ),
+        }
+    }
+    rows
+}
+
+/// Every language's decisions, p50/p99 next to `builtin:rules`, and the interpreters' phases.
+/// `rules` is the sandboxed `builtin:rules` row measured by the caller in the same run.
+pub fn run(engine: &PolicyEngine, rounds: usize, rules: &Stats) {
+    let rows = rows(engine, rounds);
+    // The languages must agree before their speed means anything.
+    let answers = |row: &Row| -> Vec<(bool, Vec<String>)> {
+        row.requests
+            .iter()
+            .map(|r| {
+                let e = engine.evaluate(&row.module, r);
+                let scopes = e.decision.grant().map(|g| g.scopes.clone());
+                (e.decision.is_allow(), scopes.unwrap_or_default())
+            })
+            .collect()
+    };
+    let expected = answers(&rows[0]);
+    assert_eq!(
+        expected.iter().filter(|(allow, _)| *allow).count(),
+        4,
+        "the corpus is four allowed, three denied"
+    );
+    for row in &rows[1..] {
+        assert_eq!(answers(row), expected, "{} decides differently", row.name);
+    }
+
+    let measured: Vec<Measured> = rows
+        .iter()
+        .map(|row| {
+            let (stats, _) = measure_n(row.rounds, |i| {
+                engine
+                    .evaluate(&row.module, &row.requests[i % row.requests.len()])
+                    .decision
+                    .is_allow()
+            });
+            Measured {
+                name: row.name,
+                size: row.module.info.size,
+                fuel: engine.evaluate(&row.module, &row.requests[0]).fuel_used,
+                stats,
+            }
+        })
+        .collect();
+
+    println!();
+    println!(
+        "team-scopes in each language, a fresh instance per decision ({} decisions: 4 allow, 3 deny, in turn)",
+        NAMESPACES.len()
+    );
+    println!(
+        "{:<30} {:>10} {:>10} {:>10} {:>11} {:>10}",
+        "", "p50 µs", "p99 µs", "mean µs", "fuel", "module KiB"
+    );
+    println!(
+        "{:<30} {:>10.2} {:>10.2} {:>10.2} {:>11} {:>10}",
+        "builtin:rules (bench config)",
+        us(rules.p50),
+        us(rules.p99),
+        us(rules.mean),
+        "",
+        ""
+    );
+    for m in &measured {
+        println!(
+            "{:<30} {:>10.2} {:>10.2} {:>10.2} {:>11} {:>10}",
+            m.name,
+            us(m.stats.p50),
+            us(m.stats.p99),
+            us(m.stats.mean),
+            m.fuel,
+            m.size / 1024
+        );
+    }
+
+    phases(engine, &rows);
+    verdicts(&measured, rules);
+}
+
+/// p50 of each phase of a decision, per row: what a fresh instance costs an interpreter.
+fn phases(engine: &PolicyEngine, rows: &[Row]) {
+    println!();
+    println!(
+        "where the time goes (p50 µs; `again` is the same call in the same instance, which no \
+         decision does: the difference is the once-per-instance start-up)"
+    );
+    println!(
+        "{:<30} {:>12} {:>10} {:>10} {:>10} {:>12}",
+        "", "instantiate", "call", "teardown", "again", "first-again"
+    );
+    for row in rows {
+        let n = (row.rounds / 4).max(50);
+        let mut samples: Vec<_> = (0..n)
+            .map(|i| engine.phases(&row.module, &row.requests[i % row.requests.len()]))
+            .collect();
+        let p50 = |samples: &mut Vec<tollgate::policy::Phases>,
+                   key: fn(&tollgate::policy::Phases) -> f64| {
+            samples.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            key(&samples[samples.len() / 2])
+        };
+        let instantiate = p50(&mut samples, |p| us(p.instantiate));
+        let call = p50(&mut samples, |p| us(p.call));
+        let teardown = p50(&mut samples, |p| us(p.teardown));
+        let again = p50(&mut samples, |p| p.second_call.map_or(f64::NAN, us));
+        println!(
+            "{:<30} {instantiate:>12.2} {call:>10.2} {teardown:>10.2} {again:>10.2} {:>12.2}",
+            row.name,
+            call - again
+        );
+    }
+}
+
+fn verdicts(measured: &[Measured], rules: &Stats) {
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let find = |prefix: &str| measured.iter().find(|m| m.name.starts_with(prefix));
+    println!();
+    if let Some(cel) = find("CEL") {
+        let ratio = us(cel.stats.p50) / us(rules.p50);
+        println!(
+            "target CEL p50 within 2x of builtin:rules: {} ({ratio:.2}x: {:.2} µs against {:.2} µs)",
+            verdict(ratio <= 2.0),
+            us(cel.stats.p50),
+            us(rules.p50)
+        );
+    }
+    for prefix in ["Python", "JavaScript"] {
+        match find(prefix) {
+            Some(m) => println!(
+                "target {prefix} p50 <= 1 ms: {} ({:.3} ms)",
+                verdict(us(m.stats.p50) <= 1000.0),
+                us(m.stats.p50) / 1000.0
+            ),
+            None => println!("target {prefix} p50 <= 1 ms: not measured (module missing)"),
+        }
+    }
+}
