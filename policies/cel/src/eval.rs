@@ -22,7 +22,7 @@ const METHODS: &[(&str, usize)] = &[
 const FUNCTIONS: &[(&str, usize)] = &[("size", 1), ("has", 1), ("int", 1), ("string", 1)];
 
 /// Checks that `expr` only uses bound names and known functions, with the right arity.
-pub fn check(expr: &Expr, bound: &mut Vec<String>) -> Result<(), String> {
+pub fn check<'s>(expr: &Expr<'s>, bound: &mut Vec<&'s str>) -> Result<(), String> {
     match expr {
         Expr::Null | Expr::Bool(_) | Expr::Int(_) | Expr::Double(_) | Expr::Str(_) => Ok(()),
         Expr::List(items) => items.iter().try_for_each(|e| check(e, bound)),
@@ -31,7 +31,7 @@ pub fn check(expr: &Expr, bound: &mut Vec<String>) -> Result<(), String> {
             check(v, bound)
         }),
         Expr::Ident(name) => {
-            if VARIABLES.contains(&name.as_str()) || bound.contains(name) {
+            if VARIABLES.contains(name) || bound.contains(name) {
                 Ok(())
             } else {
                 Err(format!(
@@ -58,12 +58,12 @@ pub fn check(expr: &Expr, bound: &mut Vec<String>) -> Result<(), String> {
             target: Some(target),
             name,
             args,
-        } if MACROS.contains(&name.as_str()) => {
+        } if MACROS.contains(name) => {
             check(target, bound)?;
             let [Expr::Ident(var), body] = args.as_slice() else {
                 return Err(format!("`{name}` takes a variable name and an expression"));
             };
-            bound.push(var.clone());
+            bound.push(var);
             let checked = check(body, bound);
             bound.pop();
             checked
@@ -75,7 +75,7 @@ pub fn check(expr: &Expr, bound: &mut Vec<String>) -> Result<(), String> {
                 Some((_, arity)) => return Err(format!("`{name}` takes {arity} argument(s)")),
                 None => return Err(format!("unknown function `{name}`")),
             }
-            if name == "has" && !matches!(args[0], Expr::Field(..) | Expr::Index(..)) {
+            if *name == "has" && !matches!(args[0], Expr::Field(..) | Expr::Index(..)) {
                 return Err("`has` takes a field, such as `has(assertion.email)`".into());
             }
             if let Some(target) = target {
@@ -87,12 +87,12 @@ pub fn check(expr: &Expr, bound: &mut Vec<String>) -> Result<(), String> {
 }
 
 /// Variables in scope: the request's, then macro variables (innermost last).
-pub struct Scope {
-    vars: Vec<(String, Value)>,
+pub struct Scope<'s> {
+    vars: Vec<(&'s str, Value)>,
 }
 
-impl Scope {
-    pub fn new(vars: Vec<(String, Value)>) -> Scope {
+impl<'s> Scope<'s> {
+    pub fn new(vars: Vec<(&'s str, Value)>) -> Scope<'s> {
         Scope { vars }
     }
 
@@ -100,7 +100,7 @@ impl Scope {
         self.vars
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v)
             .ok_or_else(|| format!("unknown name `{name}`"))
     }
@@ -141,12 +141,12 @@ fn equal(a: &Value, b: &Value) -> bool {
 /// The value a path of names, fields and literal indexes (`assertion['kubernetes.io'].namespace`)
 /// leads to, borrowed from the scope: no copy of the claims per access. `None` when `expr` is
 /// not such a path.
-fn path<'s>(expr: &Expr, scope: &'s Scope) -> Option<Result<&'s Value, String>> {
+fn path<'v>(expr: &Expr<'_>, scope: &'v Scope<'_>) -> Option<Result<&'v Value, String>> {
     Some(match expr {
         Expr::Ident(name) => scope.get(name),
         Expr::Field(target, name) => match path(target, scope)? {
             Ok(Value::Object(map)) => map
-                .get(name)
+                .get(*name)
                 .ok_or_else(|| format!("no such key: `{name}`")),
             Ok(other) => Err(format!("`.{name}` of {}", kind(other))),
             Err(e) => Err(e),
@@ -172,7 +172,7 @@ fn path<'s>(expr: &Expr, scope: &'s Scope) -> Option<Result<&'s Value, String>> 
 }
 
 /// Evaluates `expr` in `scope`.
-pub fn eval(expr: &Expr, scope: &mut Scope) -> Result<Value, String> {
+pub fn eval<'s>(expr: &Expr<'s>, scope: &mut Scope<'s>) -> Result<Value, String> {
     if let Some(found) = path(expr, scope) {
         return found.cloned();
     }
@@ -201,7 +201,7 @@ pub fn eval(expr: &Expr, scope: &mut Scope) -> Result<Value, String> {
         Expr::Ident(name) => scope.get(name).cloned(),
         Expr::Field(target, name) => match eval(target, scope)? {
             Value::Object(mut map) => map
-                .remove(name)
+                .remove(*name)
                 .ok_or_else(|| format!("no such key: `{name}`")),
             other => Err(format!("`.{name}` of {}", kind(&other))),
         },
@@ -231,8 +231,14 @@ pub fn eval(expr: &Expr, scope: &mut Scope) -> Result<Value, String> {
         },
         Expr::Binary(left, op @ ("&&" | "||"), right) => logical(left, op, right, scope),
         Expr::Binary(left, op, right) => {
-            let (a, b) = (eval(left, scope)?, eval(right, scope)?);
-            binary(&a, op, &b)
+            // Operands that are paths into the claims are borrowed, not copied
+            // (`'kubernetes.io' in assertion` would copy every claim).
+            let (a, b) = (unless_path(left, scope)?, unless_path(right, scope)?);
+            binary(
+                operand(a.as_ref(), left, scope)?,
+                op,
+                operand(b.as_ref(), right, scope)?,
+            )
         }
         Expr::Ternary(condition, then, otherwise) => {
             if as_bool(&eval(condition, scope)?, "the condition of `?:`")? {
@@ -245,12 +251,38 @@ pub fn eval(expr: &Expr, scope: &mut Scope) -> Result<Value, String> {
             target: Some(target),
             name,
             args,
-        } if MACROS.contains(&name.as_str()) => comprehension(target, name, args, scope),
+        } if MACROS.contains(name) => comprehension(target, name, args, scope),
         Expr::Call { target, name, args } => call(target.as_deref(), name, args, scope),
     }
 }
 
-fn logical(left: &Expr, op: &str, right: &Expr, scope: &mut Scope) -> Result<Value, String> {
+/// `expr` evaluated, or `None` when it is a path, to be borrowed with [`operand`] once every
+/// operand is evaluated.
+fn unless_path<'s>(expr: &Expr<'s>, scope: &mut Scope<'s>) -> Result<Option<Value>, String> {
+    match path(expr, scope) {
+        Some(_) => Ok(None),
+        None => eval(expr, scope).map(Some),
+    }
+}
+
+/// An operand evaluated by [`unless_path`], or borrowed from the scope when it is a path.
+fn operand<'a>(
+    value: Option<&'a Value>,
+    expr: &Expr<'_>,
+    scope: &'a Scope<'_>,
+) -> Result<&'a Value, String> {
+    match value {
+        Some(v) => Ok(v),
+        None => path(expr, scope).expect("evaluated unless a path"),
+    }
+}
+
+fn logical<'s>(
+    left: &Expr<'s>,
+    op: &str,
+    right: &Expr<'s>,
+    scope: &mut Scope<'s>,
+) -> Result<Value, String> {
     let decisive = op == "||";
     let a = eval(left, scope).and_then(|v| as_bool(&v, "an operand of a logical operator"));
     if a == Ok(decisive) {
@@ -339,11 +371,11 @@ fn arithmetic(a: &Value, op: &str, b: &Value) -> Option<Result<Value, String>> {
     )
 }
 
-fn comprehension(
-    target: &Expr,
+fn comprehension<'s>(
+    target: &Expr<'s>,
     name: &str,
-    args: &[Expr],
-    scope: &mut Scope,
+    args: &[Expr<'s>],
+    scope: &mut Scope<'s>,
 ) -> Result<Value, String> {
     let [Expr::Ident(var), body] = args else {
         return Err(format!("`{name}` takes a variable name and an expression"));
@@ -356,7 +388,7 @@ fn comprehension(
     let mut kept = Vec::new();
     let mut count = 0usize;
     for item in items {
-        scope.vars.push((var.clone(), item.clone()));
+        scope.vars.push((var, item.clone()));
         let value = eval(body, scope);
         scope.vars.pop();
         let value = value?;
@@ -384,15 +416,15 @@ fn comprehension(
     })
 }
 
-fn call(
-    target: Option<&Expr>,
+fn call<'s>(
+    target: Option<&Expr<'s>>,
     name: &str,
-    args: &[Expr],
-    scope: &mut Scope,
+    args: &[Expr<'s>],
+    scope: &mut Scope<'s>,
 ) -> Result<Value, String> {
     if name == "has" {
         let (target, key) = match &args[0] {
-            Expr::Field(target, key) => (target, key.clone()),
+            Expr::Field(target, key) => (target, (*key).to_owned()),
             Expr::Index(target, key) => match eval(key, scope)? {
                 Value::String(key) => (target, key),
                 other => return Err(format!("`has` of a key that is {}", kind(&other))),
@@ -403,16 +435,34 @@ fn call(
             matches!(eval(target, scope)?, Value::Object(map) if map.contains_key(&key)),
         ));
     }
+    let text = |value: &Value, what: &str| -> Result<(), String> {
+        match value {
+            Value::String(_) => Ok(()),
+            _ => Err(format!("`{name}`: {what} is {}, not a string", kind(value))),
+        }
+    };
+    if let ("startsWith" | "endsWith" | "contains" | "glob", Some(target)) = (name, target) {
+        // Both sides borrowed when they are paths, as binary operators' are.
+        let (s, t) = (unless_path(target, scope)?, unless_path(&args[0], scope)?);
+        let (s, t) = (
+            operand(s.as_ref(), target, scope)?,
+            operand(t.as_ref(), &args[0], scope)?,
+        );
+        text(s, "the receiver")?;
+        text(t, "the argument")?;
+        let (Value::String(s), Value::String(t)) = (s, t) else {
+            unreachable!("checked above")
+        };
+        return Ok(Value::Bool(match name {
+            "startsWith" => s.starts_with(t.as_str()),
+            "endsWith" => s.ends_with(t.as_str()),
+            "contains" => s.contains(t.as_str()),
+            _ => tollgate_policy::glob_match(t, s),
+        }));
+    }
     let receiver = match target {
         Some(target) => eval(target, scope)?,
         None => eval(&args[0], scope)?,
-    };
-    let arg = |i: usize, scope: &mut Scope| -> Result<Value, String> { eval(&args[i], scope) };
-    let text = |value: &Value, what: &str| -> Result<String, String> {
-        value
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("`{name}`: {what} is {}, not a string", kind(value)))
     };
     match name {
         "size" => match &receiver {
@@ -421,18 +471,6 @@ fn call(
             Value::Object(map) => Ok(Value::from(map.len())),
             other => Err(format!("`size` of {}", kind(other))),
         },
-        "startsWith" | "endsWith" | "contains" | "glob" => {
-            let (s, t) = (
-                text(&receiver, "the receiver")?,
-                text(&arg(0, scope)?, "the argument")?,
-            );
-            Ok(Value::Bool(match name {
-                "startsWith" => s.starts_with(&t),
-                "endsWith" => s.ends_with(&t),
-                "contains" => s.contains(&t),
-                _ => tollgate_policy::glob_match(&t, &s),
-            }))
-        }
         "int" => match &receiver {
             Value::Number(n) if n.is_i64() => Ok(receiver.clone()),
             Value::Number(n) => Ok(Value::from(n.as_f64().unwrap_or(0.0).trunc() as i64)),
@@ -465,14 +503,14 @@ mod tests {
         check(&expr, &mut Vec::new())?;
         let mut scope = Scope::new(vec![
             (
-                "assertion".into(),
+                "assertion",
                 json!({"sub": "system:serviceaccount:prod:app", "kubernetes.io": {"namespace": "prod"}, "n": 3}),
             ),
             (
-                "request".into(),
+                "request",
                 json!({"scopes": ["a", "b"], "client_address": null, "now": 100}),
             ),
-            ("now".into(), json!(100)),
+            ("now", json!(100)),
         ]);
         eval(&expr, &mut scope)
     }

@@ -86,7 +86,7 @@ impl Default for Scopes {
 }
 
 /// `source` parsed and checked, or why not, prefixed with `what`.
-fn compile(what: &str, source: &str) -> Result<Expr, String> {
+fn compile<'s>(what: &str, source: &'s str) -> Result<Expr<'s>, String> {
     if source.trim().is_empty() {
         return Err(format!("{what}: the expression is empty"));
     }
@@ -96,7 +96,7 @@ fn compile(what: &str, source: &str) -> Result<Expr, String> {
 }
 
 /// The variables every expression sees.
-fn scope(request: &Request) -> Result<Scope, String> {
+fn scope(request: &Request) -> Result<Scope<'static>, String> {
     let assertion: Value = request
         .token
         .claims()
@@ -111,9 +111,9 @@ fn scope(request: &Request) -> Result<Scope, String> {
         "identity": exchange.identity,
     });
     Ok(Scope::new(vec![
-        ("assertion".into(), assertion),
-        ("request".into(), request_value),
-        ("now".into(), Value::from(exchange.now)),
+        ("assertion", assertion),
+        ("request", request_value),
+        ("now", Value::from(exchange.now)),
     ]))
 }
 
@@ -157,12 +157,15 @@ impl Policy for CelPolicy {
     }
 }
 
+/// Parses, checks and evaluates one of the config's expressions.
+fn run<'s>(what: &str, source: &'s str, scope: &mut Scope<'s>) -> Result<Value, String> {
+    let expr = compile(what, source)?;
+    eval::eval(&expr, scope).map_err(|e| format!("{what}: {e}"))
+}
+
 fn decide(config: &CelConfig, request: &Request) -> Result<Decision, String> {
-    let mut scope = scope(request)?;
-    let mut run = |what: &str, source: &str| -> Result<Value, String> {
-        let expr = compile(what, source)?;
-        eval::eval(&expr, &mut scope).map_err(|e| format!("{what}: {e}"))
-    };
+    let mut scope: Scope<'_> = scope(request)?;
+    let mut run = |what: &str, source| run(what, source, &mut scope);
     match run("condition", &config.condition)? {
         Value::Bool(true) => {}
         Value::Bool(false) => return Ok(Decision::deny("condition", "the condition is false")),

@@ -4,33 +4,34 @@
 
 /// An expression tree.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+/// Names borrow from the source text (no copy per name at every decision).
+pub enum Expr<'s> {
     Null,
     Bool(bool),
     Int(i64),
     Double(f64),
     Str(String),
-    List(Vec<Expr>),
-    Map(Vec<(Expr, Expr)>),
-    Ident(String),
+    List(Vec<Expr<'s>>),
+    Map(Vec<(Expr<'s>, Expr<'s>)>),
+    Ident(&'s str),
     /// `target.field`
-    Field(Box<Expr>, String),
+    Field(Box<Expr<'s>>, &'s str),
     /// `target[index]`
-    Index(Box<Expr>, Box<Expr>),
+    Index(Box<Expr<'s>>, Box<Expr<'s>>),
     /// `name(args)` or `target.name(args)`.
     Call {
-        target: Option<Box<Expr>>,
-        name: String,
-        args: Vec<Expr>,
+        target: Option<Box<Expr<'s>>>,
+        name: &'s str,
+        args: Vec<Expr<'s>>,
     },
-    Unary(char, Box<Expr>),
-    Binary(Box<Expr>, &'static str, Box<Expr>),
-    Ternary(Box<Expr>, Box<Expr>, Box<Expr>),
+    Unary(char, Box<Expr<'s>>),
+    Binary(Box<Expr<'s>>, &'static str, Box<Expr<'s>>),
+    Ternary(Box<Expr<'s>>, Box<Expr<'s>>, Box<Expr<'s>>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Ident(String),
+enum Token<'s> {
+    Ident(&'s str),
     Int(i64),
     Double(f64),
     Str(String),
@@ -38,14 +39,43 @@ enum Token {
     End,
 }
 
-const PUNCTS: &[&str] = &[
-    "&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "?", ":", ".", ",", "(", ")", "[", "]", "{",
-    "}", "+", "-", "*", "/", "%",
-];
+/// The punctuation token `rest` starts with, longest first.
+fn punct(rest: &[u8]) -> Option<&'static str> {
+    let two = match rest {
+        [b'&', b'&', ..] => Some("&&"),
+        [b'|', b'|', ..] => Some("||"),
+        [b'=', b'=', ..] => Some("=="),
+        [b'!', b'=', ..] => Some("!="),
+        [b'<', b'=', ..] => Some("<="),
+        [b'>', b'=', ..] => Some(">="),
+        _ => None,
+    };
+    two.or(match rest.first()? {
+        b'<' => Some("<"),
+        b'>' => Some(">"),
+        b'!' => Some("!"),
+        b'?' => Some("?"),
+        b':' => Some(":"),
+        b'.' => Some("."),
+        b',' => Some(","),
+        b'(' => Some("("),
+        b')' => Some(")"),
+        b'[' => Some("["),
+        b']' => Some("]"),
+        b'{' => Some("{"),
+        b'}' => Some("}"),
+        b'+' => Some("+"),
+        b'-' => Some("-"),
+        b'*' => Some("*"),
+        b'/' => Some("/"),
+        b'%' => Some("%"),
+        _ => None,
+    })
+}
 
 /// Where a token starts: byte offset.
-struct Lexed {
-    tokens: Vec<(Token, usize)>,
+struct Lexed<'s> {
+    tokens: Vec<(Token<'s>, usize)>,
 }
 
 /// `message` at byte `at` of `source`, as `line L, column C: message`.
@@ -56,7 +86,7 @@ fn error_at(source: &str, at: usize, message: impl std::fmt::Display) -> String 
     format!("line {line}, column {column}: {message}")
 }
 
-fn lex(source: &str) -> Result<Lexed, String> {
+fn lex(source: &str) -> Result<Lexed<'_>, String> {
     let bytes = source.as_bytes();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -71,7 +101,7 @@ fn lex(source: &str) -> Result<Lexed, String> {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;
             }
-            tokens.push((Token::Ident(source[start..i].to_owned()), start));
+            tokens.push((Token::Ident(&source[start..i]), start));
         } else if c.is_ascii_digit() {
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
@@ -122,15 +152,16 @@ fn lex(source: &str) -> Result<Lexed, String> {
                     i += 2;
                     continue;
                 }
-                let ch = source[i..]
-                    .chars()
-                    .next()
-                    .expect("a char at a char boundary");
-                text.push(ch);
-                i += ch.len_utf8();
+                // Up to the next quote or backslash (ASCII: the cut is a char boundary).
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b == quote || b == b'\\')
+                    .map_or(bytes.len(), |n| i + n);
+                text.push_str(&source[i..end]);
+                i = end;
             }
             tokens.push((Token::Str(text), start));
-        } else if let Some(p) = PUNCTS.iter().find(|p| source[i..].starts_with(**p)) {
+        } else if let Some(p) = punct(&bytes[i..]) {
             i += p.len();
             tokens.push((Token::Punct(p), start));
         } else {
@@ -144,7 +175,7 @@ fn lex(source: &str) -> Result<Lexed, String> {
 
 struct Parser<'s> {
     source: &'s str,
-    tokens: Vec<(Token, usize)>,
+    tokens: Vec<(Token<'s>, usize)>,
     at: usize,
     depth: usize,
 }
@@ -153,7 +184,7 @@ struct Parser<'s> {
 const MAX_DEPTH: usize = 64;
 
 /// Parses `source` as one expression.
-pub fn parse(source: &str) -> Result<Expr, String> {
+pub fn parse(source: &str) -> Result<Expr<'_>, String> {
     let Lexed { tokens } = lex(source)?;
     let mut parser = Parser {
         source,
@@ -182,17 +213,20 @@ fn describe(token: &Token) -> String {
     }
 }
 
-impl Parser<'_> {
-    fn peek(&self) -> &Token {
+impl<'s> Parser<'s> {
+    fn peek(&self) -> &Token<'s> {
         &self.tokens[self.at].0
     }
 
-    fn next(&mut self) -> Token {
-        let token = self.tokens[self.at].0.clone();
+    /// Takes the current token (each is consumed once; only its position is read again) and
+    /// moves on; the final `End` stays.
+    fn next(&mut self) -> Token<'s> {
         if self.at + 1 < self.tokens.len() {
             self.at += 1;
+            std::mem::replace(&mut self.tokens[self.at - 1].0, Token::End)
+        } else {
+            Token::End
         }
-        token
     }
 
     fn error(&self, message: impl std::fmt::Display) -> String {
@@ -219,7 +253,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expr(&mut self) -> Result<Expr, String> {
+    fn expr(&mut self) -> Result<Expr<'s>, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("the expression is nested too deeply"));
@@ -237,34 +271,39 @@ impl Parser<'_> {
         Ok(expr)
     }
 
-    /// Binary operators by precedence level, loosest first.
-    fn binary(&mut self, level: usize) -> Result<Expr, String> {
-        const LEVELS: &[&[&str]] = &[
-            &["||"],
-            &["&&"],
-            &["==", "!=", "<", "<=", ">", ">=", "in"],
-            &["+", "-"],
-            &["*", "/", "%"],
-        ];
-        if level == LEVELS.len() {
-            return self.unary();
-        }
-        let mut left = self.binary(level + 1)?;
-        loop {
-            let op = match self.peek() {
-                Token::Punct(p) if LEVELS[level].contains(p) => *p,
-                Token::Ident(name) if name == "in" && LEVELS[level].contains(&"in") => "in",
-                _ => return Ok(left),
-            };
+    /// The binary operator at the cursor and its precedence (loosest 0), if any.
+    fn operator(&self) -> Option<(&'static str, usize)> {
+        let op = match self.peek() {
+            Token::Punct(p) => *p,
+            Token::Ident("in") => "in",
+            _ => return None,
+        };
+        let level = match op {
+            "||" => 0,
+            "&&" => 1,
+            "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" => 2,
+            "+" | "-" => 3,
+            "*" | "/" | "%" => 4,
+            _ => return None,
+        };
+        Some((op, level))
+    }
+
+    /// Binary operators of precedence `min` or tighter, left-associative (precedence climbing:
+    /// one call per operand, not one per level).
+    fn binary(&mut self, min: usize) -> Result<Expr<'s>, String> {
+        let mut left = self.unary()?;
+        while let Some((op, level)) = self.operator().filter(|(_, level)| *level >= min) {
             self.next();
             let right = self.binary(level + 1)?;
             left = Expr::Binary(Box::new(left), op, Box::new(right));
         }
+        Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
-        for op in ['!', '-'] {
-            if self.eat(&op.to_string()) {
+    fn unary(&mut self) -> Result<Expr<'s>, String> {
+        for (op, text) in [('!', "!"), ('-', "-")] {
+            if self.eat(text) {
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
                     return Err(self.error("the expression is nested too deeply"));
@@ -277,7 +316,7 @@ impl Parser<'_> {
         self.member()
     }
 
-    fn member(&mut self) -> Result<Expr, String> {
+    fn member(&mut self) -> Result<Expr<'s>, String> {
         let mut expr = self.primary()?;
         loop {
             if self.eat(".") {
@@ -310,7 +349,7 @@ impl Parser<'_> {
         }
     }
 
-    fn args(&mut self, close: &str) -> Result<Vec<Expr>, String> {
+    fn args(&mut self, close: &str) -> Result<Vec<Expr<'s>>, String> {
         let mut args = Vec::new();
         if self.eat(close) {
             return Ok(args);
@@ -324,12 +363,12 @@ impl Parser<'_> {
         }
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr<'s>, String> {
         match self.next() {
             Token::Int(n) => Ok(Expr::Int(n)),
             Token::Double(d) => Ok(Expr::Double(d)),
             Token::Str(s) => Ok(Expr::Str(s)),
-            Token::Ident(name) => match name.as_str() {
+            Token::Ident(name) => match name {
                 "true" => Ok(Expr::Bool(true)),
                 "false" => Ok(Expr::Bool(false)),
                 "null" => Ok(Expr::Null),
