@@ -26,6 +26,7 @@ mod signing_keys;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub use decisions::{EXPORT_LAG_SECONDS, MAX_DECISION_PAGE};
 pub use error::StoreError;
 pub use models::{
     ApiKey, DecisionRecord, Event, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, PolicyMeta,
-    PolicyRecord, SigningKeyRecord, Tenant,
+    PolicyRecord, PolicyVersion, Shadow, SigningKeyRecord, Tenant,
 };
 pub use sessions::Consumed;
 

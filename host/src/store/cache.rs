@@ -228,6 +228,9 @@ mod tests {
             num_uses: 0,
             trusted_cidrs: vec![],
             fuel: None,
+            resolved_policy: "builtin:rules".into(),
+            cases: Vec::new(),
+            shadow: None,
             created_at: 0,
             updated_at: 0,
         }

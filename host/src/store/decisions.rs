@@ -4,18 +4,21 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, DecisionRecord, Event, Store, StoreError, from_json, to_json};
+use serde_json::Value;
 
+/// What a page shows (the policy request, kept for replay, is read by replay alone).
 const COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, issuer, \
                        policy_digest, fuel_used, scopes, client_address, jti, event, subject_jti, \
-                       session, session_ends, logs";
+                       session, session_ends, logs, shadow";
 
 /// What an insert writes: the record's columns, then when the writer inserted it.
 const INSERT_COLUMNS: &str = "tenant, identity, at, allowed, code, reason, source, subject, \
                               issuer, policy_digest, fuel_used, scopes, client_address, jti, \
-                              event, subject_jti, session, session_ends, logs, recorded_at";
+                              event, subject_jti, session, session_ends, logs, shadow, request, \
+                              recorded_at";
 
 /// How many columns [`INSERT_COLUMNS`] names.
-pub(super) const COLUMN_COUNT: usize = 20;
+pub(super) const COLUMN_COUNT: usize = 22;
 
 /// How long the export cursor waits before it hands out a record: on PostgreSQL ids are drawn
 /// when a row is inserted, so a lower id can become visible a moment after a higher one; a
@@ -54,6 +57,8 @@ fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord, now: i64) -> Result<Query<'
         } else {
             Some(to_json("policy logs", &d.logs)?)
         })
+        .bind(d.shadow.as_ref().map(Value::to_string))
+        .bind(d.request.as_ref().map(Value::to_string))
         .bind(now))
 }
 
@@ -152,6 +157,81 @@ impl Store {
         rows.iter().map(decision_from_row).collect()
     }
 
+    /// The records of `tenant`'s identity `identity` decided at or after `since` that kept
+    /// their policy request, oldest first, with it: what replay evaluates again. At most
+    /// `limit`.
+    pub async fn replayable_decisions(
+        &self,
+        tenant: &str,
+        identity: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = self
+            .identity_records("request", tenant, identity, since, limit)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let mut record = decision_from_row(row)?;
+                let request: Option<String> = row.try_get("request")?;
+                record.request = request
+                    .map(|text| from_json("decisions.request", &text))
+                    .transpose()?;
+                Ok(record)
+            })
+            .collect()
+    }
+
+    /// The records of `tenant`'s identity `identity` since `since` on which a shadow candidate
+    /// ran, oldest first, at most `limit`.
+    pub async fn shadowed_decisions(
+        &self,
+        tenant: &str,
+        identity: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = self
+            .identity_records("shadow", tenant, identity, since, limit)
+            .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// The rows (every page column, and `request`) of an identity's records since `since`
+    /// whose `column` is set, oldest first.
+    async fn identity_records(
+        &self,
+        column: &'static str,
+        tenant: &str,
+        identity: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        Ok(sqlx::query(&format!(
+            "SELECT id, {COLUMNS}, request FROM decisions
+             WHERE tenant = $1 AND identity = $2 AND at >= $3 AND {column} IS NOT NULL
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(tenant)
+        .bind(identity)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Forgets the policy requests of records decided before `before` (the replay window);
+    /// how many.
+    pub async fn prune_requests(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE decisions SET request = NULL WHERE at < $1 AND request IS NOT NULL",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes records decided before `before`, a batch per statement; how many went.
     pub async fn prune_decisions(&self, before: i64) -> Result<u64, StoreError> {
         let mut pruned = 0;
@@ -180,6 +260,7 @@ fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord, StoreError> {
     let scopes: String = row.try_get("scopes")?;
     let event: String = row.try_get("event")?;
     let logs: Option<String> = row.try_get("logs")?;
+    let shadow: Option<String> = row.try_get("shadow")?;
     Ok(DecisionRecord {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,
@@ -204,5 +285,9 @@ fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord, StoreError> {
             Some(logs) => from_json("decisions.logs", &logs)?,
             None => Vec::new(),
         },
+        shadow: shadow
+            .map(|text| from_json("decisions.shadow", &text))
+            .transpose()?,
+        request: None,
     })
 }

@@ -12,7 +12,7 @@ use super::{
 
 const COLUMNS: &str = "tenant, id, uid, issuer, accepted_audiences, token_audiences, policy, \
                        config, scopes, ttl_seconds, max_ttl_seconds, fuel, created_at, updated_at, \
-                       num_uses, trusted_cidrs";
+                       num_uses, trusted_cidrs, resolved_policy, cases, shadow";
 
 impl Store {
     /// Creates or replaces identity `(identity.tenant, identity.id)`; returns it as stored.
@@ -26,26 +26,34 @@ impl Store {
     ) -> Result<IdentityRecord, StoreError> {
         let tenant = &identity.tenant;
         self.require_tenant(tenant).await?;
-        if identity.policy.starts_with("sha256:")
-            && !self.has_policy(tenant, &identity.policy).await?
-        {
-            return Err(StoreError::NotFound(format!(
-                "policy `{}` not found",
-                identity.policy
-            )));
+        // Every module the record names, as written or resolved, must be the tenant's own.
+        let shadow = identity.shadow.as_ref();
+        let named = [
+            Some(&identity.policy),
+            Some(&identity.resolved_policy),
+            shadow.map(|s| &s.policy),
+            shadow.map(|s| &s.resolved),
+        ];
+        for digest in named.into_iter().flatten() {
+            if digest.starts_with("sha256:") && !self.has_policy(tenant, digest).await? {
+                return Err(StoreError::NotFound(format!("policy `{digest}` not found")));
+            }
         }
         let at = now();
         let seen = self.cache.identities_seen();
         let row = sqlx::query(&format!(
             "INSERT INTO identities ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16,
+                     $17, $18)
              ON CONFLICT (tenant, id) DO UPDATE
              SET issuer = excluded.issuer, accepted_audiences = excluded.accepted_audiences,
                  token_audiences = excluded.token_audiences, policy = excluded.policy,
                  config = excluded.config, scopes = excluded.scopes,
                  ttl_seconds = excluded.ttl_seconds, max_ttl_seconds = excluded.max_ttl_seconds,
                  fuel = excluded.fuel, updated_at = excluded.updated_at,
-                 num_uses = excluded.num_uses, trusted_cidrs = excluded.trusted_cidrs
+                 num_uses = excluded.num_uses, trusted_cidrs = excluded.trusted_cidrs,
+                 resolved_policy = excluded.resolved_policy, cases = excluded.cases,
+                 shadow = excluded.shadow
              RETURNING {COLUMNS}"
         ))
         .bind(tenant)
@@ -63,6 +71,15 @@ impl Store {
         .bind(at)
         .bind(i64::from(identity.num_uses))
         .bind(to_json("trusted CIDRs", &identity.trusted_cidrs)?)
+        .bind(&identity.resolved_policy)
+        .bind(to_json("identity cases", &identity.cases)?)
+        .bind(
+            identity
+                .shadow
+                .as_ref()
+                .map(|s| to_json("shadow", s))
+                .transpose()?,
+        )
         .fetch_one(&self.pool)
         .await
         .map_err(|e| {
@@ -207,6 +224,12 @@ fn identity_from_row(row: &AnyRow) -> Result<IdentityRecord, StoreError> {
             .transpose()?,
         num_uses: get_int(row, "num_uses")?,
         trusted_cidrs: from_json("identities.trusted_cidrs", &text("trusted_cidrs")?)?,
+        resolved_policy: text("resolved_policy")?,
+        cases: from_json("identities.cases", &text("cases")?)?,
+        shadow: row
+            .try_get::<Option<String>, _>("shadow")?
+            .map(|text| from_json("identities.shadow", &text))
+            .transpose()?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -31,6 +31,11 @@ const SQLITE: Embedded = &[
         "replicas",
         include_str!("../../migrations/sqlite/0003_replicas.sql"),
     ),
+    (
+        4,
+        "policy change",
+        include_str!("../../migrations/sqlite/0004_policy_change.sql"),
+    ),
 ];
 
 const POSTGRES: Embedded = &[
@@ -48,6 +53,11 @@ const POSTGRES: Embedded = &[
         3,
         "replicas",
         include_str!("../../migrations/postgres/0003_replicas.sql"),
+    ),
+    (
+        4,
+        "policy change",
+        include_str!("../../migrations/postgres/0004_policy_change.sql"),
     ),
 ];
 

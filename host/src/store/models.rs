@@ -134,10 +134,63 @@ pub struct IdentityRecord {
     pub trusted_cidrs: Vec<String>,
     /// Fuel for one policy decision; `None` means the server's default.
     pub fuel: Option<u64>,
+    /// What `policy` resolves to now, the module decisions run: a digest or a built-in. A
+    /// `NAME` follows the name's newest version once the identity's `cases` pass on it.
+    #[serde(default)]
+    pub resolved_policy: String,
+    /// The identity's own cases (the `policy test` case format, with the identity's config):
+    /// every version it is to run must pass them first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<serde_json::Value>,
+    /// A candidate evaluated beside the policy on a sample of exchanges; it never changes an
+    /// answer, and the decision log records both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Shadow>,
     /// Set by the store at the first put.
     pub created_at: i64,
     /// Set by the store at every put.
     pub updated_at: i64,
+}
+
+impl IdentityRecord {
+    /// The module decisions run: `resolved_policy`, or `policy` in a record written before
+    /// names existed.
+    pub fn policy_address(&self) -> &str {
+        if self.resolved_policy.is_empty() {
+            &self.policy
+        } else {
+            &self.resolved_policy
+        }
+    }
+}
+
+/// An identity's shadow candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shadow {
+    /// As the tenant wrote it: `NAME`, `NAME@VERSION`, a digest or a built-in.
+    pub policy: String,
+    /// What it resolves to now.
+    #[serde(default)]
+    pub resolved: String,
+    /// The share of exchanges that also run it, 0 to 1.
+    pub sample: f64,
+    /// The config it runs with; `None`: the identity's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<PolicyConfig>,
+}
+
+/// One version of a tenant's named policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub name: String,
+    /// 1, 2, ... in upload order.
+    pub version: u32,
+    /// The module.
+    pub digest: String,
+    pub created_at: i64,
+    /// The id of the API key that made it (never its secret).
+    pub created_by: Option<String>,
+    pub description: Option<String>,
 }
 
 /// A policy configuration, kept as the JSON text the policy is handed: an exchange passes it
@@ -223,6 +276,10 @@ pub enum Event {
     Introspection,
     /// An access token, or every token of an identity, revoked.
     Revocation,
+    /// The identity's policy changed: saved, a followed name's new version, a rollback or a
+    /// promotion (or a new version it refused).
+    #[serde(rename = "policy-change")]
+    PolicyChange,
 }
 
 impl Event {
@@ -233,6 +290,7 @@ impl Event {
             Event::Renewal => "renewal",
             Event::Introspection => "introspection",
             Event::Revocation => "revocation",
+            Event::PolicyChange => "policy-change",
         }
     }
 
@@ -242,6 +300,7 @@ impl Event {
             "renewal" => Event::Renewal,
             "introspection" => Event::Introspection,
             "revocation" => Event::Revocation,
+            "policy-change" => Event::PolicyChange,
             _ => Event::Exchange,
         }
     }
@@ -292,4 +351,11 @@ pub struct DecisionRecord {
     /// What the policy logged, bounded (`policy::limits`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
+    /// What the policy saw, for replay: `{"claims", "exchange", "answer"}`, never the token.
+    /// Kept for the operator's replay window, and read only by replay (not shown in pages).
+    #[serde(default, skip_serializing)]
+    pub request: Option<serde_json::Value>,
+    /// The shadow candidate's answer beside the policy's, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<serde_json::Value>,
 }

@@ -105,6 +105,9 @@ fn identity(tenant: &str, id: &str, issuer: &str) -> IdentityRecord {
         num_uses: 0,
         trusted_cidrs: vec![],
         fuel: None,
+        resolved_policy: "builtin:rules".to_owned(),
+        cases: Vec::new(),
+        shadow: None,
         created_at: 0,
         updated_at: 0,
     }

@@ -24,6 +24,7 @@ async fn identities(url: &str) {
     ));
     let mut with_policy = identity("a", "x", "cluster");
     with_policy.policy = digest(b"module");
+    with_policy.resolved_policy = with_policy.policy.clone();
     assert!(matches!(
         store.put_identity(&with_policy).await,
         Err(StoreError::NotFound(m)) if m.starts_with("policy `sha256:")

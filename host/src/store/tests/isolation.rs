@@ -154,6 +154,22 @@ async fn no_references_across_tenants(url: &str) {
         store.put_identity(&borrowing).await,
         Err(StoreError::NotFound(_))
     ));
+    // ...not as what its policy resolves to, nor as a shadow candidate.
+    let mut resolving = identity("b", "x", "cluster");
+    resolving.resolved_policy = digest(module);
+    let mut shadowing = identity("b", "x", "cluster");
+    shadowing.shadow = Some(crate::store::Shadow {
+        policy: "team".into(),
+        resolved: digest(module),
+        sample: 1.0,
+        config: None,
+    });
+    for attempt in [resolving, shadowing] {
+        assert!(matches!(
+            store.put_identity(&attempt).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
     assert!(store.list_identities("b").await.unwrap().is_empty());
     // Nor create records in a tenant that does not exist.
     assert!(matches!(

@@ -110,20 +110,47 @@ async fn decisions(url: &str) {
         session: Some("jti-0".to_owned()),
         session_ends: Some(1_700_003_600),
         logs: vec!["info: matched".to_owned()],
+        shadow: Some(serde_json::json!({"agrees": false})),
+        request: Some(serde_json::json!({"claims": {"sub": "s"}, "now": 1})),
     };
     let id = store.append_decision(&full).await.unwrap();
     let denied = decision("a", 1);
     let id2 = store.append_decision(&denied).await.unwrap();
     assert!(id2 > id);
     let listed = store.list_decisions("a", 10, None).await.unwrap();
+    // Pages leave the policy request out: replay alone reads it.
+    let shown = DecisionRecord {
+        id,
+        request: None,
+        ..full.clone()
+    };
     assert_eq!(
         listed,
-        [
-            DecisionRecord { id: id2, ..denied },
-            DecisionRecord { id, ..full }
-        ]
+        [DecisionRecord { id: id2, ..denied }, shown.clone()]
     );
     assert!(store.list_decisions("a", 0, None).await.unwrap().is_empty());
+    let replayable = |tenant: &'static str| store.replayable_decisions(tenant, "deployer", 0, 10);
+    assert_eq!(
+        replayable("a").await.unwrap(),
+        [DecisionRecord { id, ..full }],
+        "only the record that kept its request, with it"
+    );
+    assert!(
+        replayable("b").await.unwrap().is_empty(),
+        "another tenant's"
+    );
+    assert_eq!(
+        store
+            .shadowed_decisions("a", "deployer", 0, 10)
+            .await
+            .unwrap(),
+        [shown]
+    );
+    // The replay window: older requests are forgotten, the records stay.
+    assert_eq!(store.prune_requests(1_700_000_000).await.unwrap(), 0);
+    assert_eq!(store.prune_requests(1_700_000_001).await.unwrap(), 1);
+    assert!(replayable("a").await.unwrap().is_empty());
+    assert_eq!(store.list_decisions("a", 10, None).await.unwrap().len(), 2);
 }
 
 async fn decision_pages(url: &str) {
