@@ -103,6 +103,7 @@ impl App {
             fuel,
             max_issued_ttl: settings.max_issued_ttl_seconds,
             module_loads: tokio::sync::Mutex::new(()),
+            keep_requests: settings.replay_retention_days > 0,
         });
         let limiter = Arc::new(RateLimiter::new(settings.rate_limits()));
         let mut tasks = vec![
@@ -111,6 +112,10 @@ impl App {
             tokio::spawn(prune_decisions(
                 exchange.store.clone(),
                 settings.decision_retention_days,
+            )),
+            tokio::spawn(prune_requests(
+                exchange.store.clone(),
+                settings.replay_retention_days,
             )),
             tokio::spawn(warm_cache(exchange.store.clone())),
             tokio::spawn(evict_idle(limiter.clone())),
@@ -220,6 +225,30 @@ async fn forget_changed_issuers(
 
 /// Deletes decision records older than the retention, every minute (0 days: keep forever).
 async fn prune_decisions(store: Store, retention_days: u32) {
+    every_minute_by_age(retention_days, "old decision records pruned", |before| {
+        let store = store.clone();
+        async move { store.prune_decisions(before).await }
+    })
+    .await
+}
+
+/// Forgets the policy requests of records older than the replay window, every minute (0 days:
+/// none are kept).
+async fn prune_requests(store: Store, retention_days: u32) {
+    every_minute_by_age(retention_days, "old policy requests forgotten", |before| {
+        let store = store.clone();
+        async move { store.prune_requests(before).await }
+    })
+    .await
+}
+
+/// Runs `prune(now - retention)` every minute and logs what it did (`done` when it did
+/// something); returns at once for a retention of 0 days.
+async fn every_minute_by_age<F, Fut>(retention_days: u32, done: &'static str, prune: F)
+where
+    F: Fn(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::store::StoreError>>,
+{
     if retention_days == 0 {
         return;
     }
@@ -227,10 +256,10 @@ async fn prune_decisions(store: Store, retention_days: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match store.prune_decisions(unix_now() - keep).await {
+        match prune(unix_now() - keep).await {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, retention_days, "old decision records pruned"),
-            Err(error) => tracing::warn!(%error, "could not prune old decision records"),
+            Ok(pruned) => tracing::info!(pruned, retention_days, "{done}"),
+            Err(error) => tracing::warn!(%error, "could not prune by age ({done})"),
         }
     }
 }

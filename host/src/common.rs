@@ -21,6 +21,20 @@ pub fn random_id() -> String {
     hex::encode(bytes)
 }
 
+/// Whether this event falls in a sample of `share` (0 to 1) of all events: always at 1 or
+/// more, never at 0 or less.
+pub fn sampled(share: f64) -> bool {
+    if share >= 1.0 {
+        return true;
+    }
+    if share <= 0.0 || share.is_nan() {
+        return false;
+    }
+    let mut bytes = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system random generator");
+    f64::from(u32::from_le_bytes(bytes)) < share * f64::from(u32::MAX)
+}
+
 /// `sha256:<hex>` of `bytes`: the address of a policy module in the store and the artifact
 /// cache.
 pub fn digest(bytes: &[u8]) -> String {

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Delete decision records older than this many days, in the background (0: keep them).
     #[arg(long, env = "TOLLGATE_DECISION_RETENTION_DAYS", default_value_t = 30)]
     pub decision_retention_days: u32,
+    /// Keep what the policy saw (the verified claims and the exchange, never the token) in
+    /// decision records for this many days, for `admin replay`; 0: never keep it.
+    #[arg(long, env = "TOLLGATE_REPLAY_RETENTION_DAYS", default_value_t = 7)]
+    pub replay_retention_days: u32,
     /// How many replicas share the rate limits: each enforces its share (the configured
     /// rates and bursts divided by this), so that together they allow the configured totals.
     #[arg(long, env = "TOLLGATE_REPLICAS", default_value_t = 1,

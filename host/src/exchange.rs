@@ -20,11 +20,13 @@ mod decide;
 mod error;
 mod life;
 mod modules;
+mod recorded;
 
 pub use claims::{Limits, OwnClaims};
 pub use decide::{Decided, Granted};
 pub use error::{ExchangeError, Failure, Inactive, TokenRejection};
 pub use life::Introspection;
+pub use recorded::{RecordedRequest, ShadowAnswer};
 
 /// Claims of the issued token a policy may not set.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -97,6 +99,9 @@ pub struct ExchangeService {
     pub max_issued_ttl: u32,
     /// Serializes loading modules on demand (`modules.rs`).
     pub module_loads: tokio::sync::Mutex<()>,
+    /// Whether decision records keep the policy request, for replay (`--replay-retention-days`
+    /// above 0).
+    pub keep_requests: bool,
 }
 
 /// `tenants/{tenant}/identities/{id}` split, if the text has that shape.
@@ -303,9 +308,10 @@ impl ExchangeService {
         record.subject_jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
         // A module another replica accepted is loaded here before the (synchronous) decision.
         let module = self
-            .policy_module(&identity.tenant, &identity.policy)
+            .policy_module(&identity.tenant, identity.policy_address())
             .await?;
-        let decided = self.decide(identity, module, &claims, input, now);
+        let candidate = self.shadow_candidate(identity).await;
+        let decided = self.decide(identity, module, candidate, &claims, input, now);
         decided.record_into(record);
         if let Some(evaluation) = &decided.evaluation {
             crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);

@@ -7,6 +7,7 @@
 //! - [`cases`] is the `tollgate policy test` harness, on the same code path as the server.
 
 pub mod bindings;
+pub mod bundle;
 pub mod cases;
 pub mod engine;
 mod globs;
@@ -23,6 +24,6 @@ mod wasi;
 pub use engine::{Phases, PolicyEngine};
 pub use limits::Limits;
 pub use module::{LoadError, ModuleInfo, PolicyModule};
-pub use outcome::{Decision, Denial, Evaluation, Grant};
+pub use outcome::{Answer, Decision, Denial, Evaluation, Grant};
 pub use registry::{BUILTIN_CEL, BUILTIN_RULES, BUILTINS, PolicyRegistry};
 pub use request::{ExchangeContext, RequestError, build_request};

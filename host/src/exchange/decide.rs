@@ -3,11 +3,12 @@
 //! exchange and the admin API's simulate both call [`ExchangeService::decide`], so a simulation
 //! answers exactly what the exchange would issue, field by field.
 
+use super::recorded::{RecordedRequest, ShadowAnswer};
 use super::{
     ExchangeError, ExchangeInput, ExchangeService, Failure, TokenRejection, identity_name,
 };
 use crate::common::cidrs;
-use crate::policy::{Decision, Evaluation, ExchangeContext, PolicyModule, build_request};
+use crate::policy::{Answer, Decision, Evaluation, ExchangeContext, PolicyModule, build_request};
 use crate::store::{DecisionRecord, IdentityRecord};
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub struct Decided {
     pub evaluation: Option<Evaluation>,
     /// What would be issued, or why nothing is.
     pub outcome: Result<Granted, ExchangeError>,
+    /// The shadow candidate's answer beside the policy's, when one ran.
+    pub shadow: Option<ShadowAnswer>,
+    /// What the policy saw, for replay (when the server keeps requests and the policy ran).
+    pub request: Option<RecordedRequest>,
 }
 
 /// What an allowed exchange issues.
@@ -45,6 +50,8 @@ impl Decided {
             policy_digest: None,
             evaluation: None,
             outcome: Err(error),
+            shadow: None,
+            request: None,
         }
     }
 
@@ -53,6 +60,14 @@ impl Decided {
     /// get theirs from the error).
     pub fn record_into(&self, record: &mut DecisionRecord) {
         record.policy_digest.clone_from(&self.policy_digest);
+        record.shadow = self
+            .shadow
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok());
+        record.request = self
+            .request
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok());
         if let Some(evaluation) = &self.evaluation {
             record.fuel_used = i64::try_from(evaluation.fuel_used).unwrap_or(i64::MAX);
             record.logs = recorded_logs(evaluation);
@@ -68,11 +83,13 @@ impl Decided {
 impl ExchangeService {
     /// Decides, for verified `claims`, what the exchange `input` asks of `identity` would issue,
     /// with the identity's policy `module` (`None`: not loaded, a failure of the server) as
-    /// [`ExchangeService::policy_module`] found it.
+    /// [`ExchangeService::policy_module`] found it, and its shadow `candidate` when this
+    /// exchange is in the candidate's sample (its answer is recorded, never used).
     pub fn decide(
         &self,
         identity: &IdentityRecord,
         module: Option<Arc<PolicyModule>>,
+        candidate: Option<Arc<PolicyModule>>,
         claims: &Value,
         input: &ExchangeInput,
         now: i64,
@@ -95,6 +112,13 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             now,
         };
+        // A shadow candidate with a config of its own sees the same exchange through it.
+        let candidate_context = identity
+            .shadow
+            .as_ref()
+            .and_then(|s| s.config.as_ref())
+            .filter(|_| candidate.is_some())
+            .map(|config| (context.clone(), config));
         let request = match build_request(claims, context, identity.config.as_str()) {
             Ok(request) => request,
             Err(e) => {
@@ -104,11 +128,37 @@ impl ExchangeService {
         let Some(module) = module else {
             return Decided::refused(Failure::PolicyNotLoaded(identity.policy.clone()).into());
         };
-        let evaluation = self.policies.engine().evaluate_with_fuel(
-            &module,
-            &request,
-            identity.fuel.unwrap_or(self.fuel),
-        );
+        let fuel = identity.fuel.unwrap_or(self.fuel);
+        let evaluation = self
+            .policies
+            .engine()
+            .evaluate_with_fuel(&module, &request, fuel);
+        let answer = Answer::from(&evaluation.decision);
+        let shadow = candidate.map(|candidate| {
+            let own_request = candidate_context
+                .and_then(|(context, config)| build_request(claims, context, config.as_str()).ok());
+            let other = self.policies.engine().evaluate_with_fuel(
+                &candidate,
+                own_request.as_ref().unwrap_or(&request),
+                fuel,
+            );
+            let candidate_answer = Answer::from(&other.decision);
+            ShadowAnswer {
+                candidate: candidate.info.digest.clone(),
+                agrees: candidate_answer == answer,
+                policy_answer: answer.clone(),
+                candidate_answer,
+                candidate_fuel: other.fuel_used,
+            }
+        });
+        let recorded = self.keep_requests.then(|| RecordedRequest {
+            claims: claims.clone(),
+            audience: audience.clone(),
+            scopes: input.scopes.clone(),
+            client_address: input.client_address.clone(),
+            now,
+            answer,
+        });
         let digest = module.info.digest.clone();
         let outcome = match &evaluation.decision {
             Decision::Deny(denial) => Err(ExchangeError::Denied {
@@ -136,6 +186,8 @@ impl ExchangeService {
             policy_digest: Some(digest),
             evaluation: Some(evaluation),
             outcome,
+            shadow,
+            request: recorded,
         }
     }
 }

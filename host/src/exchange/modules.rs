@@ -7,6 +7,7 @@
 
 use super::{ExchangeService, Failure};
 use crate::policy::PolicyModule;
+use crate::store::IdentityRecord;
 use std::sync::Arc;
 
 impl ExchangeService {
@@ -63,6 +64,23 @@ impl ExchangeService {
             Err(error) => {
                 tracing::error!(%tenant, digest = %address, %error, "stored policy does not load");
                 Ok(None)
+            }
+        }
+    }
+
+    /// The identity's shadow candidate when this exchange is in its sample and it loads; a
+    /// candidate that does not load is skipped (it never changes an answer).
+    pub async fn shadow_candidate(&self, identity: &IdentityRecord) -> Option<Arc<PolicyModule>> {
+        let shadow = identity.shadow.as_ref()?;
+        if !crate::common::sampled(shadow.sample) {
+            return None;
+        }
+        match self.policy_module(&identity.tenant, &shadow.resolved).await {
+            Ok(Some(module)) => Some(module),
+            _ => {
+                tracing::warn!(tenant = %identity.tenant, identity = %identity.id,
+                    candidate = %shadow.resolved, "shadow candidate not loaded; skipped");
+                None
             }
         }
     }

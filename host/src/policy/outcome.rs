@@ -69,6 +69,50 @@ impl Decision {
     }
 }
 
+/// A decision as replay and shadow mode compare two: allowed or not, the denial code, the
+/// granted scopes in order (claims and ttl are not compared).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub allowed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+impl Answer {
+    /// `allow` or `deny:CODE`: how a pair of answers is counted.
+    pub fn label(&self) -> String {
+        match (&self.code, self.allowed) {
+            (_, true) => "allow".into(),
+            (Some(code), false) => format!("deny:{code}"),
+            (None, false) => "deny".into(),
+        }
+    }
+}
+
+impl From<&Decision> for Answer {
+    fn from(decision: &Decision) -> Self {
+        match decision {
+            Decision::Allow(grant) => {
+                let mut scopes = grant.scopes.clone();
+                scopes.sort();
+                scopes.dedup();
+                Answer {
+                    allowed: true,
+                    code: None,
+                    scopes,
+                }
+            }
+            Decision::Deny(denial) => Answer {
+                allowed: false,
+                code: Some(denial.code.clone()),
+                scopes: Vec::new(),
+            },
+        }
+    }
+}
+
 /// One evaluation of a policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {

@@ -1,0 +1,50 @@
+//! What a decision record keeps of the policy's request for replay: the verified claims and the
+//! exchange around them (never the token or its signature), and the policy's answer; and the
+//! shadow candidate's answer beside the policy's.
+
+use crate::policy::{Answer, ExchangeContext};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The policy request of a recorded decision (`decisions.request`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// The verified token's claims, as the policy saw them.
+    pub claims: Value,
+    /// The audience the exchange was for.
+    pub audience: String,
+    /// The scopes it asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub client_address: Option<String>,
+    /// When it was decided.
+    pub now: i64,
+    /// What the policy answered.
+    pub answer: Answer,
+}
+
+impl RecordedRequest {
+    /// The exchange context to evaluate it again for `tenant`'s identity `identity`.
+    pub fn context(&self, tenant: &str, identity: &str) -> ExchangeContext {
+        ExchangeContext {
+            tenant: tenant.to_owned(),
+            identity: identity.to_owned(),
+            requested_audiences: vec![self.audience.clone()],
+            requested_scopes: self.scopes.clone(),
+            client_address: self.client_address.clone(),
+            now: self.now,
+        }
+    }
+}
+
+/// A shadow candidate's evaluation next to the policy's (`decisions.shadow`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowAnswer {
+    /// The candidate module.
+    pub candidate: String,
+    pub agrees: bool,
+    pub policy_answer: Answer,
+    pub candidate_answer: Answer,
+    pub candidate_fuel: u64,
+}
