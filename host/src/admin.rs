@@ -4,7 +4,9 @@
 //! what is the api layer's `Principal`.
 
 pub mod bodies;
+mod change;
 mod infisical;
+mod replay;
 
 use crate::common::cidrs::Cidrs;
 use crate::common::unix_now;
@@ -12,15 +14,25 @@ use crate::exchange::{Decided, ExchangeError, ExchangeInput, ExchangeService, id
 use crate::policy::limits::MAX_FUEL;
 use crate::policy::{LoadError, PolicyRegistry};
 use crate::store::{
-    DecisionRecord, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, Store, StoreError,
+    DecisionRecord, IdentityRecord, IssuerRecord, KeyRole, PolicyConfig, Shadow, Store, StoreError,
     generate_api_key,
 };
 use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use bodies::{
     DecisionExport, DecisionPage, IdentityList, IdentitySpec, IdentityView, IssuerList, IssuerSpec,
-    IssuerView, KeyCreated, PolicyList, PolicyUploaded, Revoked, SimulateRequest, Simulation,
-    TenantCreated, TenantList,
+    IssuerView, KeyCreated, PolicyHistory, PolicyList, PolicyUploaded, Revoked, ShadowSpec,
+    SimulateRequest, Simulation, TenantCreated, TenantList,
 };
+
+/// What an upload says about itself besides its bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PolicyUpload<'a> {
+    /// The policy name it is a new version of.
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    /// The id of the API key that uploads it.
+    pub key_id: Option<&'a str>,
+}
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -222,14 +234,20 @@ impl AdminService {
         Ok(())
     }
 
-    /// Validates and compiles `bytes` (off the async workers), then stores them.
+    /// Validates and compiles `bytes` (off the async workers), runs the cases a bundle
+    /// carries, then stores them; under a `name`, as its newest version, which the
+    /// identities following the name switch to once their own cases pass.
     pub async fn upload_policy(
         &self,
         tenant: &str,
         bytes: axum::body::Bytes,
-        name: Option<&str>,
+        upload: PolicyUpload<'_>,
     ) -> Result<PolicyUploaded> {
         self.require_tenant(tenant).await?;
+        if let Some(name) = upload.name {
+            check_name("policy", name)?;
+        }
+
         let registry = self.policies.clone();
         let owner = tenant.to_owned();
         let data = bytes.clone();
@@ -241,10 +259,53 @@ impl AdminService {
                 LoadError::Busy => AdminError::Busy(e.to_string()),
                 _ => AdminError::Invalid(format!("module rejected: {e}")),
             })?;
+        // Read once the module is known to be one (its own errors come first).
+        let bundled = crate::policy::bundle::embedded_cases(&bytes)
+            .map_err(|e| AdminError::Invalid(format!("module rejected: {e}")))?
+            .map(|text| {
+                serde_yaml_ng::from_str::<crate::policy::cases::CaseFile>(&text).map_err(|e| {
+                    AdminError::Invalid(format!("module rejected: its bundled cases: {e}"))
+                })
+            })
+            .transpose()?;
+        let cases_passed = match bundled {
+            Some(file) => {
+                let run = self.run_cases(module.clone(), file).await?;
+                if !run.failures.is_empty() {
+                    return Err(AdminError::Invalid(format!(
+                        "module rejected: {}",
+                        run.describe()
+                    )));
+                }
+                Some(run.passed)
+            }
+            None => None,
+        };
         let meta = self
             .store
-            .put_policy(tenant, &module.info.digest, &bytes, name)
+            .put_policy(tenant, &module.info.digest, &bytes, upload.name)
             .await?;
+        let (version, followers) = match upload.name {
+            Some(name) => {
+                let (version, added) = self
+                    .store
+                    .add_policy_version(
+                        tenant,
+                        name,
+                        &meta.digest,
+                        upload.key_id,
+                        upload.description,
+                    )
+                    .await?;
+                let followers = if added {
+                    self.follow(tenant, &version).await?
+                } else {
+                    Vec::new()
+                };
+                (Some(version.version), followers)
+            }
+            None => (None, Vec::new()),
+        };
         Ok(PolicyUploaded {
             digest: meta.digest,
             size: meta.size,
@@ -252,6 +313,22 @@ impl AdminService {
             uploaded_at: meta.uploaded_at,
             imports: module.info.imports.clone(),
             compile_ms: u64::try_from(module.info.compile_time.as_millis()).unwrap_or(u64::MAX),
+            version,
+            cases_passed,
+            followers,
+        })
+    }
+
+    /// The versions of `tenant`'s policy `name`, newest first.
+    pub async fn policy_history(&self, tenant: &str, name: &str) -> Result<PolicyHistory> {
+        self.require_tenant(tenant).await?;
+        let versions = self.store.policy_versions(tenant, name).await?;
+        if versions.is_empty() {
+            return Err(AdminError::NotFound(format!("policy `{name}`")));
+        }
+        Ok(PolicyHistory {
+            name: name.to_owned(),
+            versions,
         })
     }
 
@@ -309,14 +386,8 @@ impl AdminService {
                 spec.issuer
             )));
         }
-        let module = self
-            .exchange
-            .policy_module(tenant, &spec.policy)
-            .await
-            .map_err(|e| AdminError::Internal(e.to_string()))?
-            .ok_or_else(|| {
-                AdminError::Invalid(format!("policy `{}` is not uploaded", spec.policy))
-            })?;
+        let resolved = self.resolve_policy(tenant, &spec.policy).await?;
+        let module = self.module(tenant, &resolved).await?;
         let config = if spec.config.is_null() {
             PolicyConfig::empty()
         } else {
@@ -324,10 +395,16 @@ impl AdminService {
         };
         let engine = self.policies.engine().clone();
         let config_text = config.as_str().to_owned();
-        tokio::task::spawn_blocking(move || engine.validate_config(&module, &config_text))
+        let checked = module.clone();
+        tokio::task::spawn_blocking(move || engine.validate_config(&checked, &config_text))
             .await
             .map_err(|e| AdminError::Internal(e.to_string()))?
             .map_err(|message| AdminError::Invalid(format!("policy config rejected: {message}")))?;
+        change::parse_cases(&spec.cases)?;
+        let shadow = match &spec.shadow {
+            Some(shadow) => Some(self.shadow(tenant, shadow, &config).await?),
+            None => None,
+        };
         let record = IdentityRecord {
             tenant: tenant.to_owned(),
             id: id.to_owned(),
@@ -343,10 +420,32 @@ impl AdminService {
             num_uses: spec.num_uses,
             trusted_cidrs,
             fuel: spec.fuel,
+            resolved_policy: resolved,
+            cases: spec.cases,
+            shadow,
             created_at: 0,
             updated_at: 0,
         };
+        if let Some(run) = self.identity_cases(&record, module).await?
+            && !run.failures.is_empty()
+        {
+            return Err(AdminError::Invalid(format!(
+                "identity rejected: on `{}`, {}",
+                record.policy,
+                run.describe()
+            )));
+        }
+        let before = self.store.get_identity(tenant, id).await?;
         let stored = self.store.put_identity(&record).await?;
+        // A change of an existing identity's policy is an event of its log (its creation is
+        // not: the log is of what happened to it).
+        if let Some(was) = before.as_ref().map(IdentityRecord::policy_address)
+            && was != stored.policy_address()
+        {
+            let reason = format!("saved with `{}` (was {was})", stored.policy);
+            self.record_change(&stored, true, stored.policy_address(), reason)
+                .await?;
+        }
         let warnings = self.exchange.ttl_warnings(&stored);
         for warning in &warnings {
             tracing::warn!(%tenant, identity = %id, "{warning}");
@@ -354,6 +453,40 @@ impl AdminService {
         Ok(IdentityView {
             warnings,
             ..IdentityView::from(stored)
+        })
+    }
+
+    /// An identity's shadow candidate, resolved and checked: it loads and accepts `config`.
+    async fn shadow(
+        &self,
+        tenant: &str,
+        spec: &ShadowSpec,
+        config: &PolicyConfig,
+    ) -> Result<Shadow> {
+        if !(0.0..=1.0).contains(&spec.sample) {
+            return Err(AdminError::Invalid(
+                "`shadow.sample` is a share of exchanges, from 0 to 1".into(),
+            ));
+        }
+        let resolved = self.resolve_policy(tenant, &spec.policy).await?;
+        let module = self.module(tenant, &resolved).await?;
+        let engine = self.policies.engine().clone();
+        let own = spec.config.as_ref().map(PolicyConfig::from);
+        let config_text = own.as_ref().unwrap_or(config).as_str().to_owned();
+        tokio::task::spawn_blocking(move || engine.validate_config(&module, &config_text))
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?
+            .map_err(|message| {
+                AdminError::Invalid(format!(
+                    "shadow `{}` rejects the config: {message}",
+                    spec.policy
+                ))
+            })?;
+        Ok(Shadow {
+            policy: spec.policy.clone(),
+            resolved,
+            sample: spec.sample,
+            config: own,
         })
     }
 
@@ -430,12 +563,12 @@ impl AdminService {
         };
         let module = self
             .exchange
-            .policy_module(tenant, &identity.policy)
+            .policy_module(tenant, identity.policy_address())
             .await
             .map_err(|e| AdminError::Internal(e.to_string()))?;
         Ok(simulation(
             self.exchange
-                .decide(&identity, module, &claims, &input, now),
+                .decide(&identity, module, None, &claims, &input, now),
         ))
     }
 

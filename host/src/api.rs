@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod change;
 mod client;
 mod compat;
 mod discovery;
@@ -72,6 +73,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
         ))
         .layer(from_fn(guard::exchange));
     let admin = admin::routes()
+        .merge(change::routes())
         .merge(infisical::routes())
         .layer(DefaultBodyLimit::max(bounds.max_body))
         .layer(from_fn_with_state(bounds.max_body, limits::admin))

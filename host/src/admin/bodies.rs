@@ -122,6 +122,145 @@ pub struct PolicyUploaded {
     pub imports: Vec<String>,
     /// How long compiling it took, in milliseconds.
     pub compile_ms: u64,
+    /// The version of `name` it is (uploaded under a name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// How many of its bundled cases passed (all of them, or it was refused); absent without
+    /// cases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cases_passed: Option<usize>,
+    /// The identities that follow `name`, and whether each switched to this version.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<Follower>,
+}
+
+/// An identity following a policy name, when the name got a new version.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Follower {
+    pub identity: String,
+    /// `switched` (its cases passed), `kept` (its cases or config failed: it stays on its
+    /// version) or `shadow` (its shadow candidate follows the name).
+    pub outcome: &'static str,
+    /// The module it runs now.
+    pub policy: String,
+    /// Its failing cases, `name: why`, when kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// `GET /v1/tenants/{t}/policies/{name}`: the versions of a named policy, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyHistory {
+    pub name: String,
+    #[schema(value_type = Vec<Object>)]
+    pub versions: Vec<crate::store::PolicyVersion>,
+}
+
+/// `POST /v1/tenants/{t}/policies/{name}/rollback` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to go back to (default: the newest one before the current with another
+    /// module).
+    pub version: Option<u32>,
+}
+
+/// A rollback: the new version, which runs an older version's module.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolledBack {
+    pub name: String,
+    pub version: u32,
+    /// The version whose module it runs.
+    pub restores: u32,
+    pub digest: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<Follower>,
+}
+
+/// An identity's shadow candidate, as written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSpec {
+    /// `NAME`, `NAME@VERSION`, a digest or a built-in.
+    pub policy: String,
+    /// The share of exchanges that also run it (default 1: all).
+    #[serde(default = "all")]
+    pub sample: f64,
+    /// The config it runs with (default: the identity's); a candidate may be the same
+    /// policy with a changed config. Promotion makes it the identity's config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+/// `GET /v1/tenants/{t}/identities/{id}/shadow?since=SECONDS`: how the candidate's answers
+/// compared with the policy's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShadowReport {
+    /// The candidate now (absent when the identity has none any more).
+    pub candidate: Option<String>,
+    /// Exchanges on which the candidate ran.
+    pub evaluated: usize,
+    pub agreed: usize,
+    pub disagreed: usize,
+    /// Counts by (policy's answer, candidate's answer), such as `allow` / `deny:namespace`.
+    pub pairs: Vec<OutcomePair>,
+    /// The first disagreements, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub examples: Vec<Value>,
+}
+
+/// How often a pair of answers occurred.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutcomePair {
+    pub policy: String,
+    pub candidate: String,
+    pub count: usize,
+}
+
+/// `POST /v1/tenants/{t}/identities/{id}/replay`: recorded decisions evaluated by another
+/// policy.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// `NAME`, `NAME@VERSION`, a digest or a built-in.
+    pub policy: String,
+    /// How far back, in seconds (default 86,400: a day).
+    #[serde(default = "a_day")]
+    pub since_seconds: u64,
+    /// The config to run it with (default: the identity's).
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+fn a_day() -> u64 {
+    86_400
+}
+
+/// What a replay found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayReport {
+    /// The module replayed.
+    pub policy: String,
+    /// Recorded decisions evaluated again.
+    pub replayed: usize,
+    pub unchanged: usize,
+    pub allowed_to_denied: usize,
+    pub denied_to_allowed: usize,
+    /// Allowed both times, with other scopes.
+    pub scopes_changed: usize,
+    /// Denied both times, with another code.
+    pub codes_changed: usize,
+    /// The changed decisions (the first 1,000), oldest first: `id`, `at`, `subject`,
+    /// `before`, `after`.
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<Value>,
+    /// How long the evaluation took, milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// `GET /v1/tenants/{t}/policies`.
@@ -146,7 +285,8 @@ pub struct IdentitySpec {
     /// `aud` values issued tokens may carry; the first is the default.
     #[serde(default)]
     pub token_audiences: Vec<String>,
-    /// `builtin:rules` (default) or the `sha256:` digest of an uploaded module.
+    /// `builtin:rules` (default), `builtin:cel`, the `sha256:` digest of an uploaded module,
+    /// `NAME` (a named policy's newest version, followed) or `NAME@VERSION` (pinned).
     #[serde(default = "builtin_rules")]
     pub policy: String,
     /// The policy's configuration.
@@ -173,6 +313,16 @@ pub struct IdentitySpec {
     /// Fuel per decision (default: the server's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
+    /// The identity's own cases (the `policy test` case format, run with this config): the
+    /// policy must pass them now, and every new version of a followed name before the
+    /// identity switches to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub cases: Vec<Value>,
+    /// A candidate policy run beside this one on a sample of exchanges (never changing an
+    /// answer); `promote` makes it the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSpec>,
 }
 
 fn builtin_rules() -> String {

@@ -203,6 +203,8 @@ impl KubernetesAuth {
             num_uses: self.num_uses,
             trusted_cidrs: self.trusted_ips.clone(),
             fuel: None,
+            cases: Vec::new(),
+            shadow: None,
         }
     }
 

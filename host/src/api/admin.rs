@@ -2,14 +2,14 @@
 //! shape, the [`AdminService`] operation, and the answer. Each handler is in the OpenAPI
 //! document (`api/openapi.rs`).
 
-use super::auth::Principal;
+use super::auth::{KeyId, Principal};
 use super::{ApiError, AppState};
 use crate::admin::bodies::{
     DecisionExport, DecisionPage, ErrorBody, IdentityList, IdentitySpec, IdentityView, IssuerList,
     IssuerSpec, IssuerView, KeyCreated, NewKey, NewTenant, PolicyList, PolicyUploaded, Revoked,
     SimulateRequest, Simulation, TenantCreated, TenantList,
 };
-use crate::admin::{AdminError, AdminService};
+use crate::admin::{AdminError, AdminService, PolicyUpload};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -65,9 +65,10 @@ impl From<AdminError> for ApiError {
     }
 }
 
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+pub(super) type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
-fn body<T>(body: Body<T>) -> Result<T, ApiError> {
+/// A JSON body, or 422 with what is wrong with it.
+pub(super) fn body<T>(body: Body<T>) -> Result<T, ApiError> {
     body.map(|Json(v)| v)
         .map_err(|e| ApiError::unprocessable(e.body_text()))
 }
@@ -173,20 +174,25 @@ async fn delete_issuer(
 
 #[derive(Deserialize)]
 struct UploadQuery {
+    /// The policy name it is a new version of.
     name: Option<String>,
+    /// What changed, kept with the version.
+    description: Option<String>,
 }
 
 /// Upload a policy module (`application/wasm`): validated and compiled now, addressed by its
 /// `sha256:` digest.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/policies", tag = "policies",
     request_body(content = Vec<u8>, content_type = "application/wasm"),
-    params(("tenant" = String, Path), ("name" = Option<String>, Query)),
+    params(("tenant" = String, Path), ("name" = Option<String>, Query),
+        ("description" = Option<String>, Query)),
     responses((status = 201, body = PolicyUploaded), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn upload_policy(
     State(state): State<AppState>,
     who: Principal,
     Path(tenant): Path<String>,
+    key: KeyId,
     Query(query): Query<UploadQuery>,
     headers: HeaderMap,
     bytes: Bytes,
@@ -203,7 +209,15 @@ async fn upload_policy(
         ));
     }
     let uploaded = admin(&state)
-        .upload_policy(&tenant, bytes, query.name.as_deref())
+        .upload_policy(
+            &tenant,
+            bytes,
+            PolicyUpload {
+                name: query.name.as_deref(),
+                description: query.description.as_deref(),
+                key_id: key.0.as_deref(),
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(uploaded)))
 }

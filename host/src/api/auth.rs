@@ -92,3 +92,27 @@ impl FromRequestParts<AppState> for Principal {
         })
     }
 }
+
+/// The id of the calling API key (never its secret), for what records who made a change;
+/// `None` without a valid key (the route's [`Principal`] refuses those).
+#[derive(Debug, Clone)]
+pub struct KeyId(pub Option<String>);
+
+impl FromRequestParts<AppState> for KeyId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(secret) = bearer(parts) else {
+            return Ok(KeyId(None));
+        };
+        let key = state
+            .admin
+            .store()
+            .find_api_key(&hash_api_key(secret))
+            .await?;
+        Ok(KeyId(key.map(|k| k.id)))
+    }
+}

@@ -6,6 +6,10 @@ use crate::admin::bodies::{
     IssuerSpec, IssuerView, KeyCreated, NewKey, NewTenant, OAuthErrorBody, PolicyList,
     PolicyUploaded, Revoked, SimulateRequest, Simulation, TenantCreated, TenantList,
 };
+use crate::admin::bodies::{
+    Follower, OutcomePair, PolicyHistory, ReplayReport, ReplayRequest, RollbackRequest, RolledBack,
+    ShadowReport, ShadowSpec,
+};
 use axum::Json;
 use axum::routing::get;
 use utoipa::OpenApi;
@@ -34,6 +38,11 @@ use utoipa::OpenApi;
         super::admin::simulate,
         super::admin::decisions,
         super::admin::export_decisions,
+        super::change::policy_history,
+        super::change::rollback,
+        super::change::promote,
+        super::change::shadow,
+        super::change::replay,
     ),
     components(schemas(
         NewTenant,
@@ -56,6 +65,15 @@ use utoipa::OpenApi;
         DecisionExport,
         ErrorBody,
         OAuthErrorBody,
+        PolicyHistory,
+        RollbackRequest,
+        RolledBack,
+        Follower,
+        ShadowSpec,
+        ShadowReport,
+        OutcomePair,
+        ReplayRequest,
+        ReplayReport,
     ))
 )]
 pub struct ApiDoc;

@@ -428,6 +428,11 @@ async fn the_openapi_document_describes_the_admin_api() {
         ("/v1/tenants/{tenant}/identities/{id}/simulate", &["post"]),
         ("/v1/tenants/{tenant}/identities/{id}/revoke", &["post"]),
         ("/v1/tenants/{tenant}/decisions", &["get"]),
+        ("/v1/tenants/{tenant}/policies/{name}", &["get"]),
+        ("/v1/tenants/{tenant}/policies/{name}/rollback", &["post"]),
+        ("/v1/tenants/{tenant}/identities/{id}/promote", &["post"]),
+        ("/v1/tenants/{tenant}/identities/{id}/shadow", &["get"]),
+        ("/v1/tenants/{tenant}/identities/{id}/replay", &["post"]),
     ] {
         for method in methods {
             assert!(
@@ -448,6 +453,7 @@ async fn the_openapi_document_describes_the_admin_api() {
         documented,
         [
             "accepted_audiences",
+            "cases",
             "config",
             "fuel",
             "issuer",
@@ -455,6 +461,7 @@ async fn the_openapi_document_describes_the_admin_api() {
             "num_uses",
             "policy",
             "scopes",
+            "shadow",
             "token_audiences",
             "trusted_cidrs",
             "ttl_seconds",

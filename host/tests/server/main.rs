@@ -12,6 +12,7 @@ mod attack_jwks;
 mod attack_sandbox;
 mod attack_tokens;
 mod cel;
+mod change;
 mod deny;
 mod exchange;
 mod isolation;
