@@ -2,6 +2,7 @@
 
 mod admin;
 mod dev;
+mod policy_bundle;
 mod policy_check;
 mod policy_new;
 mod policy_test;
@@ -70,6 +71,15 @@ enum PolicyCommand {
     ///
     /// Example: tollgate policy new --lang python team-policy
     New(policy_new::Args),
+    /// Put a module's cases inside it (a `tollgate-cases` custom section), after running them:
+    /// the server runs a bundle's cases at upload and refuses the module if one fails.
+    ///
+    /// Example:
+    ///   tollgate policy bundle target/wasm32-wasip2/release/team_scopes.wasm \
+    ///       policies/team-scopes/cases.yaml -o team_scopes.bundle.wasm
+    ///   tollgate admin policy upload acme team_scopes.bundle.wasm --name team-scopes
+    #[command(verbatim_doc_comment)]
+    Bundle(policy_bundle::Args),
 }
 
 /// Output format for commands that report.
@@ -103,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Test(args)) => policy_test::run(args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check::run(args),
         Command::Policy(PolicyCommand::New(args)) => policy_new::run(args),
+        Command::Policy(PolicyCommand::Bundle(args)) => policy_bundle::run(args),
         Command::Dev(command) => dev::run(command),
         Command::Admin(args) => admin::run(args),
     }

@@ -2,6 +2,7 @@
 //! `apply -f` reads YAML resources; the other subcommands map one to one onto the API.
 
 mod apply;
+mod change;
 mod client;
 mod documents;
 mod inspect;
@@ -60,7 +61,7 @@ enum AdminCommand {
     /// The token issuers (clusters) a tenant trusts.
     #[command(subcommand)]
     Issuer(IssuerCommand),
-    /// Upload and list a tenant's policy modules.
+    /// Upload, list and version a tenant's policies; roll back; see a shadow candidate's diff.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Read and delete identities (create or change them with `apply`).
@@ -82,6 +83,14 @@ enum AdminCommand {
     ///   tollgate admin decisions acme --limit 20
     #[command(verbatim_doc_comment)]
     Decisions(inspect::DecisionsArgs),
+    /// Evaluate an identity's recorded decisions with another policy and print what would have
+    /// changed (allowed -> denied, denied -> allowed, other scopes or codes)
+    ///
+    /// Records keep what the policy saw for the server's `--replay-retention-days` (7 by
+    /// default). Example:
+    ///   tollgate admin replay acme deployer --policy team-scopes@3 --since 24h
+    #[command(verbatim_doc_comment)]
+    Replay(change::ReplayArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -167,20 +176,68 @@ enum IssuerCommand {
 #[derive(Debug, clap::Subcommand)]
 enum PolicyCommand {
     /// Upload a compiled policy (a `wasm32-wasip2` component). The server validates and
-    /// compiles it; prints its digest, size and compile time. Identities refer to it by digest.
+    /// compiles it, runs the cases a bundle carries (`tollgate policy bundle`) and refuses it
+    /// if one fails; prints its digest, size and compile time. Under `--name` it is the name's
+    /// newest version: identities with `policy: NAME` switch to it once their own cases pass.
     ///
     /// Example:
     ///   tollgate admin policy upload acme target/wasm32-wasip2/release/team_scopes.wasm \
-    ///       --name team-scopes
+    ///       --name team-scopes --description "team-b gets team-b.deploy"
     #[command(verbatim_doc_comment)]
     Upload {
         /// The tenant's name.
         tenant: String,
         /// The compiled module (`.wasm`).
         file: PathBuf,
-        /// A human name kept with the module.
+        /// The policy name it is a new version of (lowercase letters, digits, `-`).
         #[arg(long)]
         name: Option<String>,
+        /// What changed, kept with the version.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// The versions of a named policy, newest first.
+    ///
+    /// Example:
+    ///   tollgate admin policy versions acme team-scopes
+    #[command(verbatim_doc_comment)]
+    Versions {
+        /// The tenant's name.
+        tenant: String,
+        /// The policy's name.
+        name: String,
+    },
+    /// Make an older version's module the newest version again (a new version, so the history
+    /// keeps both); the identities that follow the name go back once their cases pass.
+    ///
+    /// Examples:
+    ///   tollgate admin policy rollback acme team-scopes           # the version before
+    ///   tollgate admin policy rollback acme team-scopes --to 2
+    #[command(verbatim_doc_comment)]
+    Rollback {
+        /// The tenant's name.
+        tenant: String,
+        /// The policy's name.
+        name: String,
+        /// The version to restore (default: the newest one before the current with another
+        /// module).
+        #[arg(long)]
+        to: Option<u32>,
+    },
+    /// How an identity's shadow candidate answered beside its policy: counts by pair of
+    /// answers, then examples of disagreement.
+    ///
+    /// Example:
+    ///   tollgate admin policy diff acme deployer --since 24h
+    #[command(verbatim_doc_comment)]
+    Diff {
+        /// The tenant's name.
+        tenant: String,
+        /// The identity's id within the tenant.
+        identity: String,
+        /// How far back (`24h`, `7d`, `30m`, or seconds).
+        #[arg(long, default_value = "7d", value_parser = change::parse_since)]
+        since: u64,
     },
     /// List a tenant's policies (and the built-in ones).
     ///
@@ -222,6 +279,18 @@ enum IdentityCommand {
     ///   tollgate admin identity revoke acme deployer
     #[command(verbatim_doc_comment)]
     Revoke {
+        /// The tenant's name.
+        tenant: String,
+        /// The identity's id within the tenant.
+        id: String,
+    },
+    /// Make the identity's shadow candidate its policy; refused while the identity's config
+    /// or cases fail on the candidate.
+    ///
+    /// Example:
+    ///   tollgate admin identity promote acme deployer
+    #[command(verbatim_doc_comment)]
+    Promote {
         /// The tenant's name.
         tenant: String,
         /// The identity's id within the tenant.
@@ -290,9 +359,29 @@ async fn execute(args: AdminArgs) -> Result<(), AdminError> {
             }
         },
         AdminCommand::Policy(command) => match command {
-            PolicyCommand::Upload { tenant, file, name } => {
-                resources::upload_policy(client, format, &tenant, &file, name.as_deref()).await
+            PolicyCommand::Upload {
+                tenant,
+                file,
+                name,
+                description,
+            } => {
+                let upload = resources::Upload {
+                    name: name.as_deref(),
+                    description: description.as_deref(),
+                };
+                resources::upload_policy(client, format, &tenant, &file, upload).await
             }
+            PolicyCommand::Versions { tenant, name } => {
+                change::versions(client, format, &tenant, &name).await
+            }
+            PolicyCommand::Rollback { tenant, name, to } => {
+                change::rollback(client, format, &tenant, &name, to).await
+            }
+            PolicyCommand::Diff {
+                tenant,
+                identity,
+                since,
+            } => change::diff(client, format, &tenant, &identity, since).await,
             PolicyCommand::List { tenant } => {
                 resources::list_policies(client, format, &tenant).await
             }
@@ -307,6 +396,9 @@ async fn execute(args: AdminArgs) -> Result<(), AdminError> {
             IdentityCommand::Revoke { tenant, id } => {
                 resources::revoke_identity(client, format, &tenant, &id).await
             }
+            IdentityCommand::Promote { tenant, id } => {
+                change::promote(client, format, &tenant, &id).await
+            }
             IdentityCommand::Delete { tenant, id } => {
                 resources::delete(client, format, &tenant, ("identity", "identities"), &id).await
             }
@@ -314,5 +406,6 @@ async fn execute(args: AdminArgs) -> Result<(), AdminError> {
         AdminCommand::Apply(apply) => apply::run(client, format, apply).await,
         AdminCommand::Simulate(simulate) => inspect::simulate(client, format, simulate).await,
         AdminCommand::Decisions(decisions) => inspect::decisions(client, format, decisions).await,
+        AdminCommand::Replay(replay) => change::replay(client, format, replay).await,
     }
 }

@@ -26,54 +26,73 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A module tested: where it came from, its bytes, each case's outcome.
+pub(super) struct Tested {
+    pub module_path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub results: Vec<CaseResult>,
+}
+
+impl Tested {
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| !r.passed).count()
+    }
+}
+
+/// Reads the cases file and the module (the argument, else the file's `module:`) and runs
+/// every case; `Err` is the exit status for an input that cannot be used (2), after its message.
+pub(super) fn load_and_run(
+    cases_path: &Path,
+    module_arg: Option<&Path>,
+    fuel: Option<u64>,
+) -> Result<Tested, ExitCode> {
+    let mut file = CaseFile::load(cases_path).map_err(usage_error)?;
+    if fuel.is_some() {
+        file.fuel = fuel;
+    }
+    let module_path = file
+        .module_path(cases_path, module_arg)
+        .map_err(usage_error)?;
+    let engine = PolicyEngine::new(Limits::default()).map_err(usage_error)?;
+    let bytes = std::fs::read(&module_path).map_err(|e| {
+        usage_error(format_args!(
+            "cannot read module `{}`: {e}",
+            module_path.display()
+        ))
+    })?;
+    let module = engine.load(&bytes).map_err(|e| {
+        usage_error(format_args!(
+            "`{}` is not a valid policy: {e}",
+            module_path.display()
+        ))
+    })?;
+    let results = cases::run(&engine, &module, &file);
+    Ok(Tested {
+        module_path,
+        bytes,
+        results,
+    })
+}
+
 pub fn run(args: Args) -> ExitCode {
     let (module_arg, cases_path) = match args.paths.as_slice() {
         [cases] => (None, cases.as_path()),
         [module, cases] => (Some(module.as_path()), cases.as_path()),
         _ => unreachable!("clap enforces one or two paths"),
     };
-    let mut file = match CaseFile::load(cases_path) {
-        Ok(file) => file,
-        Err(e) => return usage_error(e),
+    let tested = match load_and_run(cases_path, module_arg, args.fuel) {
+        Ok(tested) => tested,
+        Err(code) => return code,
     };
-    if args.fuel.is_some() {
-        file.fuel = args.fuel;
-    }
-    let module_path = match file.module_path(cases_path, module_arg) {
-        Ok(path) => path,
-        Err(e) => return usage_error(e),
-    };
-    let engine = match PolicyEngine::new(Limits::default()) {
-        Ok(engine) => engine,
-        Err(e) => return usage_error(e),
-    };
-    let bytes = match std::fs::read(&module_path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return usage_error(format_args!(
-                "cannot read module `{}`: {e}",
-                module_path.display()
-            ));
-        }
-    };
-    let module = match engine.load(&bytes) {
-        Ok(module) => module,
-        Err(e) => {
-            return usage_error(format_args!(
-                "`{}` is not a valid policy: {e}",
-                module_path.display()
-            ));
-        }
-    };
-    let results = cases::run(&engine, &module, &file);
-    let failed = results.iter().filter(|r| !r.passed).count();
-    let passed = results.len() - failed;
+    let failed = tested.failed();
+    let passed = tested.results.len() - failed;
+    let (module_path, results) = (&tested.module_path, &tested.results);
     match args.format {
-        Format::Json => print_json(cases_path, &module_path, &results, passed, failed),
+        Format::Json => print_json(cases_path, module_path, results, passed, failed),
         Format::Text => print_text(
             cases_path,
-            &module_path,
-            &results,
+            module_path,
+            results,
             args.verbose,
             passed,
             failed,
@@ -86,7 +105,7 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn print_text(
+pub(super) fn print_text(
     cases: &Path,
     module: &Path,
     results: &[CaseResult],

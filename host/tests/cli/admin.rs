@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What one `tollgate admin` run printed.
-struct Run {
+pub(super) struct Run {
     code: Option<i32>,
     stdout: String,
     stderr: String,
@@ -18,20 +18,20 @@ struct Run {
 
 impl Run {
     /// Asserts success; the standard output.
-    fn ok(self) -> String {
+    pub(super) fn ok(self) -> String {
         assert_eq!(self.code, Some(0), "{}{}", self.stdout, self.stderr);
         self.stdout
     }
 
     /// Asserts exit status `code`; the standard error.
-    fn fails(self, code: i32) -> String {
+    pub(super) fn fails(self, code: i32) -> String {
         assert_eq!(self.code, Some(code), "{}{}", self.stdout, self.stderr);
         self.stderr
     }
 }
 
 /// `tollgate admin ARGS` with the server and key in the environment, as a user would set them.
-fn admin(server: &str, key: &str, args: &[&str]) -> Run {
+pub(super) fn admin(server: &str, key: &str, args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("admin")
         .args(args)
@@ -49,14 +49,14 @@ fn admin(server: &str, key: &str, args: &[&str]) -> Run {
     }
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+pub(super) fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     path
 }
 
 /// Creates `tenant` with the operator key: its API key, read from the text output.
-fn create_tenant(server: &Server, tenant: &str) -> String {
+pub(super) fn create_tenant(server: &Server, tenant: &str) -> String {
     let out = admin(&server.url, OPERATOR_KEY, &["tenant", "create", tenant]).ok();
     assert!(out.contains(&format!("tenant {tenant} created")), "{out}");
     assert!(out.contains("shown only this once"), "{out}");

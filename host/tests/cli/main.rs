@@ -3,6 +3,7 @@
 //! quickstarts that use them.
 
 mod admin;
+mod change;
 mod dev;
 mod policy;
 mod readme;

@@ -8,7 +8,6 @@ use super::show;
 use crate::cli::Format;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -34,17 +33,26 @@ Example (tollgate admin apply -f acme.yaml):
   kind: policy
   tenant: acme
   file: target/wasm32-wasip2/release/team_scopes.wasm
-  name: team-scopes               # identities below may say `policy: team-scopes`
+  name: team-scopes               # a new version of `team-scopes` when the module changed
+  description: team-b may deploy  # kept with the version
   ---
   kind: identity
   tenant: acme
   id: deployer
   issuer: dev
-  policy: builtin:rules           # or sha256:..., or `policy_file: x.wasm` (uploaded first)
+  policy: builtin:rules           # or team-scopes (its newest version, followed),
+                                  # team-scopes@2 (pinned), sha256:..., builtin:cel,
+                                  # or `policy_file: x.wasm` (uploaded first)
   config: { namespaces: [prod], grant: { scopes: [registry.pull] } }
   scopes: [registry.pull]
   token_audiences: [https://registry.example]
-  ttl_seconds: 900";
+  ttl_seconds: 900
+  cases:                          # must pass on every version before the identity runs it
+    - name: prod deployer
+      token: { sub: \"system:serviceaccount:prod:deployer\",
+               \"kubernetes.io\": { namespace: prod, serviceaccount: { name: deployer, uid: u1 } } }
+      expect: allow
+  shadow: { policy: team-scopes@3, sample: 0.25 }   # run beside it on a quarter of exchanges";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -87,11 +95,9 @@ pub async fn run(client: &Client, format: Format, args: Args) -> Result<(), Admi
         names: Vec::new(),
         answers: Vec::new(),
     };
-    // Policies uploaded by this run, by (tenant, name): identities may refer to them by name.
-    let mut uploaded: HashMap<(String, String), String> = HashMap::new();
     let mut result = Ok(());
     for document in &documents {
-        if let Err(error) = apply(client, document, &mut uploaded, &mut progress).await {
+        if let Err(error) = apply(client, document, &mut progress).await {
             result = Err(AdminError::Apply {
                 document: format!("{origin}: {}", document.label()),
                 cause: Box::new(error),
@@ -127,7 +133,6 @@ fn load(file: &Path) -> Result<(String, String, PathBuf), AdminError> {
 async fn apply(
     client: &Client,
     document: &Document,
-    uploaded: &mut HashMap<(String, String), String>,
     progress: &mut Progress,
 ) -> Result<(), AdminError> {
     let index = document.index;
@@ -145,31 +150,20 @@ async fn apply(
             progress.record(index, name, issuer_line(&doc.tenant, &answer), answer);
         }
         Resource::Policy(doc, bytes) => {
-            let digest = upload(
-                client,
-                index,
-                &doc.tenant,
-                bytes,
-                doc.name.as_deref(),
-                progress,
-            )
-            .await?;
-            if let Some(name) = &doc.name {
-                uploaded.insert((doc.tenant.clone(), name.clone()), digest);
-            }
+            let options = resources::Upload {
+                name: doc.name.as_deref(),
+                description: doc.description.as_deref(),
+            };
+            upload(client, index, &doc.tenant, bytes, options, progress).await?;
         }
         Resource::Identity(doc, module) => {
             let policy = match (module, &doc.policy) {
                 (Some(bytes), _) => {
-                    Some(upload(client, index, &doc.tenant, bytes, None, progress).await?)
+                    let options = resources::Upload::default();
+                    Some(upload(client, index, &doc.tenant, bytes, options, progress).await?)
                 }
-                (None, Some(policy)) => Some(
-                    uploaded
-                        .get(&(doc.tenant.clone(), policy.clone()))
-                        .cloned()
-                        .unwrap_or_else(|| policy.clone()),
-                ),
-                (None, None) => None,
+                // A name is the server's to resolve: the identity follows it.
+                (None, policy) => policy.clone(),
             };
             let path = [
                 "tenants",
@@ -199,10 +193,10 @@ async fn upload(
     index: usize,
     tenant: &str,
     bytes: &[u8],
-    name: Option<&str>,
+    options: resources::Upload<'_>,
     progress: &mut Progress,
 ) -> Result<String, AdminError> {
-    let answer = resources::upload(client, tenant, bytes.to_vec(), name).await?;
+    let answer = resources::upload(client, tenant, bytes.to_vec(), options).await?;
     let digest = answer["digest"]
         .as_str()
         .ok_or_else(|| AdminError::Protocol("the upload answer has no `digest`".into()))?

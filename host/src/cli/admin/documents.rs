@@ -32,8 +32,10 @@ pub struct PolicyDoc {
     pub tenant: String,
     /// Relative to the YAML file.
     pub file: PathBuf,
-    /// Kept with the module; later identities may say `policy: NAME`.
+    /// The policy name it is a new version of; identities may say `policy: NAME`.
     pub name: Option<String>,
+    /// What changed, kept with the version.
+    pub description: Option<String>,
 }
 
 /// `kind: identity`: where the identity goes, a module to upload first, and the rest of the
@@ -86,7 +88,7 @@ impl IdentityDoc {
 pub enum Resource {
     Issuer(IssuerDoc),
     Policy(PolicyDoc, Vec<u8>),
-    Identity(Identity, Option<Vec<u8>>),
+    Identity(Box<Identity>, Option<Vec<u8>>),
 }
 
 /// A resource and its place in the file.
@@ -169,7 +171,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Vec<Document>, Adm
                     Some(file) => Some(read_relative(base, file, "policy module", index, origin)?),
                     None => None,
                 };
-                Resource::Identity(doc, bytes)
+                Resource::Identity(Box::new(doc), bytes)
             }
             Some(other) => {
                 return Err(fail(

@@ -21,6 +21,8 @@ pub const IDENTITY_FIELDS: &[&str] = &[
     "num_uses",
     "trusted_cidrs",
     "fuel",
+    "cases",
+    "shadow",
 ];
 
 #[derive(Debug, clap::Args)]
@@ -279,14 +281,25 @@ pub async fn revoke_identity(
     Ok(())
 }
 
+/// What an upload says besides its bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The policy name it is a new version of.
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+}
+
 /// Uploads a module: the server's answer (`digest`, `size`, `compile_ms`, ...).
 pub async fn upload(
     client: &Client,
     tenant: &str,
     bytes: Vec<u8>,
-    name: Option<&str>,
+    upload: Upload<'_>,
 ) -> Result<Value, AdminError> {
-    let query: Vec<(&str, String)> = name.map(|n| ("name", n.to_owned())).into_iter().collect();
+    let query: Vec<(&str, String)> = [("name", upload.name), ("description", upload.description)]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v.to_owned())))
+        .collect();
     let path = ["tenants", tenant, "policies"];
     client
         .send(Method::POST, &path, &query, Body::Wasm(bytes))
@@ -295,12 +308,17 @@ pub async fn upload(
 
 /// `policy tenants/acme/policies/sha256:... uploaded (name, N bytes, compiled in N ms)`.
 pub fn policy_line(tenant: &str, policy: &Value) -> String {
-    let name = match policy["name"].as_str() {
-        Some(name) => format!("{name}, "),
+    let name = match (policy["name"].as_str(), policy["version"].as_u64()) {
+        (Some(name), Some(version)) => format!("{name}@{version}, "),
+        (Some(name), None) => format!("{name}, "),
+        _ => String::new(),
+    };
+    let cases = match policy["cases_passed"].as_u64() {
+        Some(n) => format!(", its {n} cases pass"),
         None => String::new(),
     };
     format!(
-        "policy tenants/{tenant}/policies/{} uploaded ({name}{} bytes, compiled in {} ms)",
+        "policy tenants/{tenant}/policies/{} uploaded ({name}{} bytes, compiled in {} ms{cases})",
         show::text(policy, "digest"),
         show::text(policy, "size"),
         show::text(policy, "compile_ms"),
@@ -312,14 +330,15 @@ pub async fn upload_policy(
     format: Format,
     tenant: &str,
     file: &Path,
-    name: Option<&str>,
+    options: Upload<'_>,
 ) -> Result<(), AdminError> {
     let bytes = read(file, "policy module")?;
-    let policy = upload(client, tenant, bytes, name).await?;
+    let policy = upload(client, tenant, bytes, options).await?;
     if format == Format::Json {
         show::json(&policy);
     } else {
         println!("{}", policy_line(tenant, &policy));
+        super::change::print_followers(&policy);
     }
     Ok(())
 }
@@ -359,16 +378,21 @@ pub async fn get_identity(
     id: &str,
 ) -> Result<(), AdminError> {
     let path = ["tenants", tenant, "identities", id];
-    let identity = client.send(Method::GET, &path, &[], Body::Empty).await?;
+    let mut identity = client.send(Method::GET, &path, &[], Body::Empty).await?;
     if format == Format::Json {
         show::json(&identity);
         return Ok(());
     }
     println!(
-        "# {} (uid {})",
+        "# {} (uid {}; policy runs {})",
         show::text(&identity, "name"),
-        show::text(&identity, "uid")
+        show::text(&identity, "uid"),
+        show::text(&identity, "resolved_policy")
     );
+    // What the shadow candidate resolves to is the server's to say, not the document's.
+    if let Some(shadow) = identity["shadow"].as_object_mut() {
+        shadow.remove("resolved");
+    }
     print!(
         "{}",
         show::document("identity", tenant, &identity, IDENTITY_FIELDS)
