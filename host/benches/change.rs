@@ -139,7 +139,10 @@ fn main() {
     let report = runtime.block_on(admin::call(
         &http,
         Method::GET,
-        format!("{}/v1/tenants/{}/identities/shadowed/shadow", server.url, tenant.name),
+        format!(
+            "{}/v1/tenants/{}/identities/shadowed/shadow",
+            server.url, tenant.name
+        ),
         &tenant.key,
         None,
         StatusCode::OK,
@@ -148,7 +151,10 @@ fn main() {
         "shadow report: the candidate ran on {} exchanges ({} agreed, {} disagreed)",
         report["evaluated"], report["agreed"], report["disagreed"]
     );
-    assert!(report["disagreed"].as_u64().unwrap_or(0) > 0, "the candidate did not run: {report}");
+    assert!(
+        report["disagreed"].as_u64().unwrap_or(0) > 0,
+        "the candidate did not run: {report}"
+    );
 
     // Replay: every recorded decision of the shadowed identity, with the narrowed config.
     let started = Instant::now();

@@ -308,6 +308,12 @@ impl AdminService {
                     ))
                 })?,
         };
+        if target.digest == current.digest {
+            return Err(AdminError::Conflict(format!(
+                "version {} of `{name}` runs the current module already",
+                target.version
+            )));
+        }
         let description = format!("rollback to version {}", target.version);
         let (version, _) = self
             .store

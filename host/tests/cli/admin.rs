@@ -423,7 +423,8 @@ token_audiences: [https://team-a.example]
     let out = admin(url, &key, &args).ok();
     assert!(out.contains("code      no-team"), "{out}");
 
-    // `policy upload` on its own: the same bytes, the same digest.
+    // `policy upload` on its own: the same bytes, the same digest; under a name, its first
+    // version.
     let args = [
         "policy",
         "upload",
@@ -435,7 +436,7 @@ token_audiences: [https://team-a.example]
     let out = admin(url, &key, &args).ok();
     assert!(
         out.starts_with(&format!(
-            "policy tenants/teams/policies/{digest} uploaded (again, "
+            "policy tenants/teams/policies/{digest} uploaded (again@1, "
         )),
         "{out}"
     );

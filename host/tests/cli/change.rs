@@ -178,6 +178,16 @@ async fn a_policy_is_bundled_versioned_shadowed_replayed_rolled_back_and_promote
         rolled.contains("tenants/acme/identities/deployer switched"),
         "{rolled}"
     );
+    let current = admin(
+        url,
+        &key,
+        &["policy", "rollback", "acme", "gate", "--to", "3"],
+    )
+    .fails(1);
+    assert!(
+        current.contains("runs the current module already"),
+        "{current}"
+    );
     let promoted = admin(url, &key, &["identity", "promote", "acme", "deployer"]).ok();
     assert!(
         promoted.contains("promoted: policy builtin:rules"),
