@@ -422,6 +422,18 @@ fn call<'s>(
     args: &[Expr<'s>],
     scope: &mut Scope<'s>,
 ) -> Result<Value, String> {
+    // `check` refused these when the config was saved; a decision refuses them again rather
+    // than index past the arguments.
+    let known = if target.is_some() { METHODS } else { FUNCTIONS };
+    match known.iter().find(|(n, _)| *n == name) {
+        Some((_, arity)) if *arity == args.len() => {}
+        _ => {
+            return Err(format!(
+                "unknown function `{name}` with {} argument(s)",
+                args.len()
+            ));
+        }
+    }
     if name == "has" {
         let (target, key) = match &args[0] {
             Expr::Field(target, key) => (target, (*key).to_owned()),
