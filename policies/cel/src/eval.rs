@@ -6,6 +6,10 @@
 //! which the policy turns into a denial.
 
 use crate::parse::Expr;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 /// The names every expression may use.
@@ -320,7 +324,7 @@ fn binary(a: &Value, op: &str, b: &Value) -> Result<Value, String> {
                     x.partial_cmp(&y).ok_or_else(mismatch)?
                 }
             };
-            use std::cmp::Ordering::*;
+            use core::cmp::Ordering::*;
             Ok(Value::Bool(match op {
                 "<" => ordering == Less,
                 "<=" => ordering != Greater,
@@ -485,7 +489,8 @@ fn call<'s>(
         },
         "int" => match &receiver {
             Value::Number(n) if n.is_i64() => Ok(receiver.clone()),
-            Value::Number(n) => Ok(Value::from(n.as_f64().unwrap_or(0.0).trunc() as i64)),
+            // `as` truncates toward zero (and saturates), as CEL's `int` does.
+            Value::Number(n) => Ok(Value::from(n.as_f64().unwrap_or(0.0) as i64)),
             Value::String(s) => s
                 .trim()
                 .parse::<i64>()
@@ -508,6 +513,7 @@ fn call<'s>(
 mod tests {
     use super::*;
     use crate::parse::parse;
+    use alloc::vec;
     use serde_json::json;
 
     fn run(source: &str) -> Result<Value, String> {

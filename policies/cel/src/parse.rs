@@ -2,9 +2,14 @@
 //! enough to parse at every decision, since each decision is a fresh instance that keeps
 //! nothing. Errors name their line and column.
 
-/// An expression tree.
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// An expression tree. Names borrow from the source text (no copy per name at every decision).
 #[derive(Debug, Clone, PartialEq)]
-/// Names borrow from the source text (no copy per name at every decision).
 pub enum Expr<'s> {
     Null,
     Bool(bool),
@@ -79,7 +84,7 @@ struct Lexed<'s> {
 }
 
 /// `message` at byte `at` of `source`, as `line L, column C: message`.
-fn error_at(source: &str, at: usize, message: impl std::fmt::Display) -> String {
+fn error_at(source: &str, at: usize, message: impl core::fmt::Display) -> String {
     let before = &source[..at.min(source.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -88,7 +93,8 @@ fn error_at(source: &str, at: usize, message: impl std::fmt::Display) -> String 
 
 fn lex(source: &str) -> Result<Lexed<'_>, String> {
     let bytes = source.as_bytes();
-    let mut tokens = Vec::new();
+    // About one token per four characters of expression: no regrowth for typical ones.
+    let mut tokens = Vec::with_capacity(source.len() / 4 + 4);
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -223,13 +229,13 @@ impl<'s> Parser<'s> {
     fn next(&mut self) -> Token<'s> {
         if self.at + 1 < self.tokens.len() {
             self.at += 1;
-            std::mem::replace(&mut self.tokens[self.at - 1].0, Token::End)
+            core::mem::replace(&mut self.tokens[self.at - 1].0, Token::End)
         } else {
             Token::End
         }
     }
 
-    fn error(&self, message: impl std::fmt::Display) -> String {
+    fn error(&self, message: impl core::fmt::Display) -> String {
         error_at(self.source, self.tokens[self.at].1, message)
     }
 
