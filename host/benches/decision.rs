@@ -125,14 +125,18 @@ fn measure_n(rounds: usize, mut f: impl FnMut(usize) -> bool) -> (Stats, usize) 
         samples.push(start.elapsed());
         allowed += allow as usize;
     }
+    (stats(samples), allowed)
+}
+
+/// p50, p99 and mean of `samples`.
+fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
-    let mean = samples.iter().sum::<Duration>() / rounds as u32;
-    let stats = Stats {
-        p50: samples[rounds / 2],
-        p99: samples[rounds * 99 / 100],
-        mean,
-    };
-    (stats, allowed)
+    let n = samples.len();
+    Stats {
+        p50: samples[n / 2],
+        p99: samples[n * 99 / 100],
+        mean: samples.iter().sum::<Duration>() / n as u32,
+    }
 }
 
 fn us(d: Duration) -> f64 {
@@ -314,6 +318,6 @@ fn main() {
          `cargo bench -p tollgate-tests --bench engines`, where every engine builds its input)"
     );
     if std::env::var("LANGUAGES").as_deref() != Ok("0") {
-        languages::run(&engine, ROUNDS, &sandbox);
+        languages::run(&engine, ROUNDS, (&module, &requests));
     }
 }

@@ -5,8 +5,10 @@
 //! The Python and JavaScript modules are built by tests/steps/sdks.sh; when they are missing
 //! the rows say so and the bench goes on.
 
-use super::{Stats, measure_n, us};
+use super::{Stats, stats, us};
 use serde_json::json;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 use tollgate::policy::bindings::Request;
 use tollgate::policy::registry::BUILTIN_CEL_WASM;
 use tollgate::policy::{ExchangeContext, PolicyEngine, PolicyModule, build_request};
@@ -114,9 +116,40 @@ fn rows(engine: &PolicyEngine, rounds: usize) -> Vec<Row> {
     rows
 }
 
-/// Every language's decisions, p50/p99 next to `builtin:rules`, and the interpreters' phases.
-/// `rules` is the sandboxed `builtin:rules` row measured by the caller in the same run.
-pub fn run(engine: &PolicyEngine, rounds: usize, rules: &Stats) {
+/// Rounds the rows take turns in: each row's decisions are spread over the whole run, so that
+/// a noisy minute of a shared machine falls on every row alike.
+const TURNS: usize = 20;
+
+/// Times every row's decisions, the rows taking turns; `rounds` per row in all (after a tenth
+/// as many untimed).
+fn interleaved(engine: &PolicyEngine, rows: &[(&PolicyModule, &[Request], usize)]) -> Vec<Stats> {
+    let mut samples: Vec<Vec<Duration>> = rows.iter().map(|r| Vec::with_capacity(r.2)).collect();
+    for (module, requests, rounds) in rows {
+        for i in 0..rounds / 10 {
+            black_box(engine.evaluate(module, &requests[i % requests.len()]));
+        }
+    }
+    for turn in 0..TURNS {
+        for ((module, requests, rounds), samples) in rows.iter().zip(&mut samples) {
+            let chunk = rounds / TURNS;
+            for i in turn * chunk..(turn + 1) * chunk {
+                let start = Instant::now();
+                black_box(
+                    engine
+                        .evaluate(module, &requests[i % requests.len()])
+                        .decision
+                        .is_allow(),
+                );
+                samples.push(start.elapsed());
+            }
+        }
+    }
+    samples.into_iter().map(stats).collect()
+}
+
+/// Every language's decisions, p50/p99 next to `builtin:rules` (`rules`: its module and the
+/// bench's requests, timed again here in turn with the others), and the interpreters' phases.
+pub fn run(engine: &PolicyEngine, rounds: usize, rules: (&PolicyModule, &[Request])) {
     let rows = rows(engine, rounds);
     // The languages must agree before their speed means anything.
     let answers = |row: &Row| -> Vec<(bool, Vec<String>)> {
@@ -139,27 +172,29 @@ pub fn run(engine: &PolicyEngine, rounds: usize, rules: &Stats) {
         assert_eq!(answers(row), expected, "{} decides differently", row.name);
     }
 
+    let mut timed: Vec<(&PolicyModule, &[Request], usize)> = vec![(rules.0, rules.1, rounds)];
+    timed.extend(
+        rows.iter()
+            .map(|r| (&r.module, r.requests.as_slice(), r.rounds)),
+    );
+    let mut all = interleaved(engine, &timed).into_iter();
+    let rules_stats = all.next().expect("the rules row");
     let measured: Vec<Measured> = rows
         .iter()
-        .map(|row| {
-            let (stats, _) = measure_n(row.rounds, |i| {
-                engine
-                    .evaluate(&row.module, &row.requests[i % row.requests.len()])
-                    .decision
-                    .is_allow()
-            });
-            Measured {
-                name: row.name,
-                size: row.module.info.size,
-                fuel: engine.evaluate(&row.module, &row.requests[0]).fuel_used,
-                stats,
-            }
+        .zip(all)
+        .map(|(row, stats)| Measured {
+            name: row.name,
+            size: row.module.info.size,
+            fuel: engine.evaluate(&row.module, &row.requests[0]).fuel_used,
+            stats,
         })
         .collect();
+    let rules = &rules_stats;
 
     println!();
     println!(
-        "team-scopes in each language, a fresh instance per decision ({} decisions: 4 allow, 3 deny, in turn)",
+        "team-scopes in each language, a fresh instance per decision ({} decisions: 4 allow, 3 deny, in turn; \
+         the rows take {TURNS} turns, builtin:rules among them)",
         NAMESPACES.len()
     );
     println!(
