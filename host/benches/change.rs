@@ -5,9 +5,11 @@
 //! Run: `cargo bench -p tollgate --bench change`. One server process (SQLite), one tenant, two
 //! identities on `builtin:rules` with the bench config; the shadowed one's candidate is the
 //! same policy with a narrowed pod glob (`api-1*` for `api-*`), so that every exchange also
-//! records the candidate's answer, most of them disagreements. The phases alternate (plain, shadowed, plain,
-//! shadowed) and each kind's CPU is summed over its two phases; the load generator's CPU is
-//! left out. Replay then evaluates every recorded decision of the shadowed identity.
+//! records the candidate's answer, most of them disagreements. A second server keeps no policy
+//! requests (`--replay-retention-days 0`), for what keeping them costs. The three kinds take
+//! turns, twice, and each kind's server CPU is summed over its two phases; the load
+//! generator's CPU is left out. Replay then evaluates every recorded decision of the shadowed
+//! identity.
 //!
 //! Knobs: `CHANGE_SECONDS` (measured seconds per phase, default 5), `CHANGE_CONNECTIONS`
 //! (closed-loop connections, default 16).
@@ -73,25 +75,49 @@ fn main() {
             .collect()
     };
     let (plain, shadow) = (bodies("plain"), bodies("shadowed"));
-    for body in [&plain[0], &shadow[0]] {
-        let (status, text) = runtime.block_on(admin::exchange(&http, &server.url, body));
+    // A second server that keeps no policy requests (`--replay-retention-days 0`): what keeping
+    // them costs an exchange that has no shadow.
+    let (bare, _) = Server::start_with(
+        &scratch.path().join("bare"),
+        "127.0.0.1:0",
+        &["--replay-retention-days", "0"],
+    );
+    let bare_tenant = runtime.block_on(admin::create_tenant(&http, &bare.url, "bench", &issuer));
+    runtime.block_on(admin::put_identity(
+        &http,
+        &bare.url,
+        &bare_tenant,
+        "plain",
+        "builtin:rules",
+    ));
+    let unkept: Vec<String> = (0..PODS)
+        .map(|pod| {
+            let identity = format!("tenants/{}/identities/plain", bare_tenant.name);
+            let token = admin::subject_token(&issuer, &bare_tenant.audience, &format!("api-{pod}"));
+            admin::exchange_body(&identity, &token)
+        })
+        .collect();
+    let kinds: [(&str, &Server, &Vec<String>); 3] = [
+        ("without a shadow", &server, &plain),
+        ("with a shadow (every exchange)", &server, &shadow),
+        ("without a shadow, requests not kept", &bare, &unkept),
+    ];
+    for (_, server, bodies) in &kinds {
+        let (status, text) = runtime.block_on(admin::exchange(&http, &server.url, &bodies[0]));
         assert_eq!(status, 200, "a bench exchange is refused: {text}");
     }
 
     println!(
-        "change bench: {connections} connections, {seconds:?} per phase, plain and shadowed in turn"
+        "change bench: {connections} connections, {seconds:?} per phase, the three kinds in turn, twice"
     );
-    // (answers, server CPU seconds, p50 and p99 in µs) per kind, summed over its phases.
-    let mut totals = [
-        (0u64, 0.0f64, Vec::new(), Vec::new()),
-        (0u64, 0.0f64, Vec::new(), Vec::new()),
-    ];
+    // (answers, server CPU seconds, p50s, p99s) per kind, summed over its phases.
+    let mut totals: Vec<(u64, f64, Vec<f64>, Vec<f64>)> = vec![Default::default(); kinds.len()];
     for round in 0..2 {
-        for (kind, bodies) in [&plain, &shadow].into_iter().enumerate() {
+        for (kind, (_, server, bodies)) in kinds.iter().enumerate() {
             let plan = Plan {
                 addr: server.addr.clone(),
                 endpoint: Endpoint::Exchange,
-                bodies: bodies.clone(),
+                bodies: (*bodies).clone(),
                 connections,
                 warmup: Duration::from_secs(1),
                 duration: seconds,
@@ -111,10 +137,10 @@ fn main() {
     let per_exchange = |(answers, cpu, _, _): &(u64, f64, Vec<f64>, Vec<f64>)| {
         cpu * 1e6 / (*answers).max(1) as f64
     };
-    let rows: Vec<Vec<String>> = ["without a shadow", "with a shadow (every exchange)"]
+    let rows: Vec<Vec<String>> = kinds
         .iter()
         .zip(&totals)
-        .map(|(name, t)| {
+        .map(|((name, _, _), t)| {
             vec![
                 name.to_string(),
                 t.0.to_string(),
@@ -134,6 +160,10 @@ fn main() {
             "p99",
         ],
         &rows,
+    );
+    println!(
+        "keeping the policy request for replay (the default): {:.2}x the server CPU of not keeping it",
+        per_exchange(&totals[0]) / per_exchange(&totals[2])
     );
 
     let report = runtime.block_on(admin::call(
@@ -199,4 +229,5 @@ fn main() {
         ),
     ]);
     drop(server);
+    drop(bare);
 }

@@ -311,8 +311,9 @@ impl ExchangeService {
             .policy_module(&identity.tenant, identity.policy_address())
             .await?;
         let candidate = self.shadow_candidate(identity).await;
-        let decided = self.decide(identity, module, candidate, &claims, input, now);
+        let mut decided = self.decide(identity, module, candidate, &claims, input, now);
         decided.record_into(record);
+        record.request = decided.request.take();
         if let Some(evaluation) = &decided.evaluation {
             crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);
         }

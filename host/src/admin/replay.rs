@@ -63,7 +63,7 @@ impl AdminService {
             for record in records {
                 let Some(recorded) = record
                     .request
-                    .and_then(|r| serde_json::from_value::<RecordedRequest>(r).ok())
+                    .and_then(|r| serde_json::from_str::<RecordedRequest>(&r).ok())
                 else {
                     continue;
                 };

@@ -27,8 +27,9 @@ pub struct Decided {
     pub outcome: Result<Granted, ExchangeError>,
     /// The shadow candidate's answer beside the policy's, when one ran.
     pub shadow: Option<ShadowAnswer>,
-    /// What the policy saw, for replay (when the server keeps requests and the policy ran).
-    pub request: Option<RecordedRequest>,
+    /// What the policy saw, as the record keeps it for replay (when the server keeps requests
+    /// and the policy ran).
+    pub request: Option<String>,
 }
 
 /// What an allowed exchange issues.
@@ -56,18 +57,14 @@ impl Decided {
     }
 
     /// Writes what the decision log keeps of it: the policy, its fuel, the first of its log
-    /// lines, and a policy's or the sandbox's denial with its code and source (other refusals
-    /// get theirs from the error).
+    /// lines, a policy's or the sandbox's denial with its code and source (other refusals get
+    /// theirs from the error), and the shadow's answer. The kept request is the caller's to move into the record.
     pub fn record_into(&self, record: &mut DecisionRecord) {
         record.policy_digest.clone_from(&self.policy_digest);
         record.shadow = self
             .shadow
             .as_ref()
             .and_then(|s| serde_json::to_value(s).ok());
-        record.request = self
-            .request
-            .as_ref()
-            .and_then(|r| serde_json::to_value(r).ok());
         if let Some(evaluation) = &self.evaluation {
             record.fuel_used = i64::try_from(evaluation.fuel_used).unwrap_or(i64::MAX);
             record.logs = recorded_logs(evaluation);
@@ -151,14 +148,18 @@ impl ExchangeService {
                 candidate_fuel: other.fuel_used,
             }
         });
-        let recorded = self.keep_requests.then(|| RecordedRequest {
-            claims: claims.clone(),
-            audience: audience.clone(),
-            scopes: input.scopes.clone(),
-            client_address: input.client_address.clone(),
-            now,
-            answer,
-        });
+        let recorded = if self.keep_requests {
+            RecordedRequest::text(
+                claims,
+                &audience,
+                &input.scopes,
+                input.client_address.as_deref(),
+                now,
+                &answer,
+            )
+        } else {
+            None
+        };
         let digest = module.info.digest.clone();
         let outcome = match &evaluation.decision {
             Decision::Deny(denial) => Err(ExchangeError::Denied {

@@ -38,6 +38,38 @@ impl RecordedRequest {
     }
 }
 
+impl RecordedRequest {
+    /// The JSON text a record keeps, written from borrowed parts: an exchange neither copies
+    /// the claims nor builds a value of them to keep them.
+    pub fn text(
+        claims: &Value,
+        audience: &str,
+        scopes: &[String],
+        client_address: Option<&str>,
+        now: i64,
+        answer: &Answer,
+    ) -> Option<String> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            claims: &'a Value,
+            audience: &'a str,
+            scopes: &'a [String],
+            client_address: Option<&'a str>,
+            now: i64,
+            answer: &'a Answer,
+        }
+        serde_json::to_string(&Borrowed {
+            claims,
+            audience,
+            scopes,
+            client_address,
+            now,
+            answer,
+        })
+        .ok()
+    }
+}
+
 /// A shadow candidate's evaluation next to the policy's (`decisions.shadow`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowAnswer {
@@ -47,4 +79,36 @@ pub struct ShadowAnswer {
     pub policy_answer: Answer,
     pub candidate_answer: Answer,
     pub candidate_fuel: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_kept_text_reads_back_as_the_request() {
+        let answer = Answer {
+            allowed: true,
+            code: None,
+            scopes: vec!["a".into()],
+        };
+        let claims = json!({"sub": "system:serviceaccount:prod:app", "iat": 1});
+        let scopes = vec!["a".to_owned()];
+        let text =
+            RecordedRequest::text(&claims, "aud", &scopes, Some("10.0.0.1"), 5, &answer).unwrap();
+        let read: RecordedRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            read,
+            RecordedRequest {
+                claims,
+                audience: "aud".into(),
+                scopes,
+                client_address: Some("10.0.0.1".into()),
+                now: 5,
+                answer,
+            }
+        );
+        assert!(!text.contains("token"), "{text}");
+    }
 }

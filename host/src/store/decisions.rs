@@ -58,7 +58,7 @@ fn bind<'q>(query: Query<'q>, d: &'q DecisionRecord, now: i64) -> Result<Query<'
             Some(to_json("policy logs", &d.logs)?)
         })
         .bind(d.shadow.as_ref().map(Value::to_string))
-        .bind(d.request.as_ref().map(Value::to_string))
+        .bind(d.request.as_deref())
         .bind(now))
 }
 
@@ -173,10 +173,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let mut record = decision_from_row(row)?;
-                let request: Option<String> = row.try_get("request")?;
-                record.request = request
-                    .map(|text| from_json("decisions.request", &text))
-                    .transpose()?;
+                record.request = row.try_get("request")?;
                 Ok(record)
             })
             .collect()

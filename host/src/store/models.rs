@@ -351,10 +351,11 @@ pub struct DecisionRecord {
     /// What the policy logged, bounded (`policy::limits`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
-    /// What the policy saw, for replay: `{"claims", "exchange", "answer"}`, never the token.
-    /// Kept for the operator's replay window, and read only by replay (not shown in pages).
+    /// What the policy saw, for replay, as JSON text (`exchange::RecordedRequest`), never the
+    /// token. Kept for the operator's replay window, and read only by replay (not shown in
+    /// pages). Text, not a value: it is written once per exchange and read back only by replay.
     #[serde(default, skip_serializing)]
-    pub request: Option<serde_json::Value>,
+    pub request: Option<String>,
     /// The shadow candidate's answer beside the policy's, when one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<serde_json::Value>,

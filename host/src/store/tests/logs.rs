@@ -111,7 +111,7 @@ async fn decisions(url: &str) {
         session_ends: Some(1_700_003_600),
         logs: vec!["info: matched".to_owned()],
         shadow: Some(serde_json::json!({"agrees": false})),
-        request: Some(serde_json::json!({"claims": {"sub": "s"}, "now": 1})),
+        request: Some(r#"{"claims":{"sub":"s"},"now":1}"#.to_owned()),
     };
     let id = store.append_decision(&full).await.unwrap();
     let denied = decision("a", 1);
