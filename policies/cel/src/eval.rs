@@ -585,6 +585,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unchecked_call_with_the_wrong_arity_is_an_error_not_a_trap() {
+        // Decisions skip `check` (validate-config made it); evaluation still refuses these.
+        let mut scope = Scope::new(vec![("assertion", json!({"sub": "s"}))]);
+        for source in [
+            "size()",
+            "has()",
+            "assertion.sub.startsWith()",
+            "nothing(1)",
+        ] {
+            let expr = parse(source).unwrap();
+            let got = eval(&expr, &mut scope).unwrap_err();
+            assert!(got.contains("argument"), "{source}: {got}");
+        }
+    }
+
+    #[test]
     fn errors_and_unknown_names() {
         for (source, error) in [
             ("assertion.missing", "no such key"),
