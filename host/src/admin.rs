@@ -23,6 +23,8 @@ use bodies::{
     IssuerView, KeyCreated, PolicyHistory, PolicyList, PolicyUploaded, Revoked, ShadowSpec,
     SimulateRequest, Simulation, TenantCreated, TenantList,
 };
+use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// What an upload says about itself besides its bytes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,8 +35,6 @@ pub struct PolicyUpload<'a> {
     /// The id of the API key that uploads it.
     pub key_id: Option<&'a str>,
 }
-use serde_json::{Value, json};
-use std::sync::Arc;
 
 /// Why an admin operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -393,12 +393,8 @@ impl AdminService {
         } else {
             PolicyConfig::from(&spec.config)
         };
-        let engine = self.policies.engine().clone();
-        let config_text = config.as_str().to_owned();
-        let checked = module.clone();
-        tokio::task::spawn_blocking(move || engine.validate_config(&checked, &config_text))
-            .await
-            .map_err(|e| AdminError::Internal(e.to_string()))?
+        self.validate(&module, &config)
+            .await?
             .map_err(|message| AdminError::Invalid(format!("policy config rejected: {message}")))?;
         change::parse_cases(&spec.cases)?;
         let shadow = match &spec.shadow {
@@ -470,12 +466,9 @@ impl AdminService {
         }
         let resolved = self.resolve_policy(tenant, &spec.policy).await?;
         let module = self.module(tenant, &resolved).await?;
-        let engine = self.policies.engine().clone();
         let own = spec.config.as_ref().map(PolicyConfig::from);
-        let config_text = own.as_ref().unwrap_or(config).as_str().to_owned();
-        tokio::task::spawn_blocking(move || engine.validate_config(&module, &config_text))
-            .await
-            .map_err(|e| AdminError::Internal(e.to_string()))?
+        self.validate(&module, own.as_ref().unwrap_or(config))
+            .await?
             .map_err(|message| {
                 AdminError::Invalid(format!(
                     "shadow `{}` rejects the config: {message}",

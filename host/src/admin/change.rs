@@ -9,7 +9,7 @@ use crate::common::unix_now;
 use crate::exchange::identity_name;
 use crate::policy::cases::{self, Case, CaseFile};
 use crate::policy::{BUILTINS, PolicyModule};
-use crate::store::{DecisionRecord, Event, IdentityRecord, PolicyVersion};
+use crate::store::{DecisionRecord, Event, IdentityRecord, PolicyConfig, PolicyVersion};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -142,6 +142,20 @@ impl AdminService {
         self.run_cases(module, file).await.map(Some)
     }
 
+    /// `module`'s `validate-config` of `config`, off the async workers: `Err` holds the
+    /// module's message.
+    pub(super) async fn validate(
+        &self,
+        module: &Arc<PolicyModule>,
+        config: &PolicyConfig,
+    ) -> Result<std::result::Result<(), String>> {
+        let engine = self.policies.engine().clone();
+        let (module, config) = (module.clone(), config.clone());
+        tokio::task::spawn_blocking(move || engine.validate_config(&module, config.as_str()))
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))
+    }
+
     /// Whether `identity` may run `module`: its config validates and its cases pass; else the
     /// reasons.
     pub(super) async fn admits(
@@ -149,13 +163,7 @@ impl AdminService {
         identity: &IdentityRecord,
         module: Arc<PolicyModule>,
     ) -> Result<std::result::Result<(), Vec<String>>> {
-        let engine = self.policies.engine().clone();
-        let config = identity.config.as_str().to_owned();
-        let checked = module.clone();
-        let valid = tokio::task::spawn_blocking(move || engine.validate_config(&checked, &config))
-            .await
-            .map_err(|e| AdminError::Internal(e.to_string()))?;
-        if let Err(message) = valid {
+        if let Err(message) = self.validate(&module, &identity.config).await? {
             return Ok(Err(vec![format!("the identity's config: {message}")]));
         }
         Ok(match self.identity_cases(identity, module).await? {
