@@ -58,7 +58,8 @@ impl Decided {
 
     /// Writes what the decision log keeps of it: the policy, its fuel, the first of its log
     /// lines, a policy's or the sandbox's denial with its code and source (other refusals get
-    /// theirs from the error), and the shadow's answer. The kept request is the caller's to move into the record.
+    /// theirs from the error), and the shadow's answer. The kept request is the caller's to move
+    /// into the record.
     pub fn record_into(&self, record: &mut DecisionRecord) {
         record.policy_digest.clone_from(&self.policy_digest);
         record.shadow = self
@@ -109,13 +110,6 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             now,
         };
-        // A shadow candidate with a config of its own sees the same exchange through it.
-        let candidate_context = identity
-            .shadow
-            .as_ref()
-            .and_then(|s| s.config.as_ref())
-            .filter(|_| candidate.is_some())
-            .map(|config| (context.clone(), config));
         let request = match build_request(claims, context, identity.config.as_str()) {
             Ok(request) => request,
             Err(e) => {
@@ -123,7 +117,9 @@ impl ExchangeService {
             }
         };
         let Some(module) = module else {
-            return Decided::refused(Failure::PolicyNotLoaded(identity.policy.clone()).into());
+            return Decided::refused(
+                Failure::PolicyNotLoaded(identity.policy_address().to_owned()).into(),
+            );
         };
         let fuel = identity.fuel.unwrap_or(self.fuel);
         let evaluation = self
@@ -132,8 +128,13 @@ impl ExchangeService {
             .evaluate_with_fuel(&module, &request, fuel);
         let answer = Answer::from(&evaluation.decision);
         let shadow = candidate.map(|candidate| {
-            let own_request = candidate_context
-                .and_then(|(context, config)| build_request(claims, context, config.as_str()).ok());
+            // A candidate with a config of its own sees the same exchange through it.
+            let own_config = identity.shadow.as_ref().and_then(|s| s.config.as_ref());
+            let own_request = own_config.map(|config| {
+                let mut own = request.clone();
+                own.config = config.as_str().to_owned();
+                own
+            });
             let other = self.policies.engine().evaluate_with_fuel(
                 &candidate,
                 own_request.as_ref().unwrap_or(&request),
