@@ -186,8 +186,11 @@ struct Parser<'s> {
     depth: usize,
 }
 
-/// Deepest nesting accepted: a bound on the parser's recursion.
-const MAX_DEPTH: usize = 64;
+/// Deepest nesting accepted, where each operator or member access chained onto an operand
+/// counts as a level as well as each bracket: a bound on the parser's recursion and on the
+/// tree's height, so that every walk of a tree (evaluation, the host's encoding of a prepared
+/// program, dropping it) recurses a bounded number of times.
+pub const MAX_DEPTH: usize = 64;
 
 /// Parses `source` as one expression.
 pub fn parse(source: &str) -> Result<Expr<'_>, String> {
@@ -259,11 +262,17 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn expr(&mut self) -> Result<Expr<'s>, String> {
+    /// One level deeper, unless that is past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("the expression is nested too deeply"));
         }
+        Ok(())
+    }
+
+    fn expr(&mut self) -> Result<Expr<'s>, String> {
+        self.deeper()?;
         let condition = self.binary(0)?;
         let expr = if self.eat("?") {
             let then = self.binary(0)?;
@@ -298,22 +307,22 @@ impl<'s> Parser<'s> {
     /// Binary operators of precedence `min` or tighter, left-associative (precedence climbing:
     /// one call per operand, not one per level).
     fn binary(&mut self, min: usize) -> Result<Expr<'s>, String> {
+        let depth = self.depth;
         let mut left = self.unary()?;
         while let Some((op, level)) = self.operator().filter(|(_, level)| *level >= min) {
             self.next();
+            self.deeper()?;
             let right = self.binary(level + 1)?;
             left = Expr::Binary(Box::new(left), op, Box::new(right));
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr<'s>, String> {
         for (op, text) in [('!', "!"), ('-', "-")] {
             if self.eat(text) {
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err(self.error("the expression is nested too deeply"));
-                }
+                self.deeper()?;
                 let operand = self.unary()?;
                 self.depth -= 1;
                 return Ok(Expr::Unary(op, Box::new(operand)));
@@ -323,9 +332,11 @@ impl<'s> Parser<'s> {
     }
 
     fn member(&mut self) -> Result<Expr<'s>, String> {
+        let depth = self.depth;
         let mut expr = self.primary()?;
         loop {
             if self.eat(".") {
+                self.deeper()?;
                 let name = match self.next() {
                     Token::Ident(name) => name,
                     other => {
@@ -346,10 +357,12 @@ impl<'s> Parser<'s> {
                     expr = Expr::Field(Box::new(expr), name);
                 }
             } else if self.eat("[") {
+                self.deeper()?;
                 let index = self.expr()?;
                 self.expect("]")?;
                 expr = Expr::Index(Box::new(expr), Box::new(index));
             } else {
+                self.depth = depth;
                 return Ok(expr);
             }
         }
