@@ -63,7 +63,7 @@ fn requests() -> Vec<Request> {
         ("prod", "ci-runner", "debug-shell"),        // deny: pod
     ]
     .iter()
-    .map(|(ns, sa, pod)| build_request(&claims(ns, sa, pod), exchange.clone(), &config()).unwrap())
+    .map(|(ns, sa, pod)| build_request(&claims(ns, sa, pod), exchange.clone(), config()).unwrap())
     .collect()
 }
 

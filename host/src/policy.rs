@@ -15,6 +15,7 @@ mod host_api;
 pub mod limits;
 pub mod module;
 pub mod outcome;
+pub mod prepare;
 pub mod producers;
 pub mod registry;
 pub mod request;

@@ -18,7 +18,7 @@ fn request(config: serde_json::Value) -> tollgate::policy::bindings::Request {
         now: 1_700_000_100,
         ..Default::default()
     };
-    build_request(&claims, exchange, &config.to_string()).unwrap()
+    build_request(&claims, exchange, config.to_string()).unwrap()
 }
 
 fn load(engine: &PolicyEngine, name: &str) -> PolicyModule {

@@ -60,6 +60,7 @@ impl AdminService {
                 changes: Vec::new(),
                 elapsed_ms: 0,
             };
+            let handed = module.config(config.as_str());
             for record in records {
                 let Some(recorded) = record
                     .request
@@ -68,7 +69,7 @@ impl AdminService {
                     continue;
                 };
                 let context = recorded.context(&tenant, &id);
-                let Ok(request) = build_request(&recorded.claims, context, config.as_str()) else {
+                let Ok(request) = build_request(&recorded.claims, context, handed.as_ref()) else {
                     continue;
                 };
                 let after =

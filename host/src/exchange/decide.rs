@@ -11,6 +11,7 @@ use crate::common::cidrs;
 use crate::policy::{Answer, Decision, Evaluation, ExchangeContext, PolicyModule, build_request};
 use crate::store::{DecisionRecord, IdentityRecord};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The ttl when neither the identity nor the policy names one.
@@ -110,7 +111,12 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             now,
         };
-        let request = match build_request(claims, context, identity.config.as_str()) {
+        let config = module
+            .as_deref()
+            .map_or(Cow::Borrowed(identity.config.as_str()), |module| {
+                module.config(identity.config.as_str())
+            });
+        let request = match build_request(claims, context, config) {
             Ok(request) => request,
             Err(e) => {
                 return Decided::refused(ExchangeError::InvalidToken(TokenRejection::Claims(e)));
@@ -128,11 +134,17 @@ impl ExchangeService {
             .evaluate_with_fuel(&module, &request, fuel);
         let answer = Answer::from(&evaluation.decision);
         let shadow = candidate.map(|candidate| {
-            // A candidate with a config of its own sees the same exchange through it.
-            let own_config = identity.shadow.as_ref().and_then(|s| s.config.as_ref());
-            let own_request = own_config.map(|config| {
+            // A candidate with a config of its own sees the same exchange through it (and a
+            // candidate that prepares its configs is handed its own preparation).
+            let own_config = identity
+                .shadow
+                .as_ref()
+                .and_then(|s| s.config.as_ref())
+                .map_or(identity.config.as_str(), |config| config.as_str());
+            let config = candidate.config(own_config);
+            let own_request = (config != request.config).then(|| {
                 let mut own = request.clone();
-                own.config = config.as_str().to_owned();
+                own.config = config.into_owned();
                 own
             });
             let other = self.policies.engine().evaluate_with_fuel(

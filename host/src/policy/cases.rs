@@ -193,7 +193,7 @@ fn run_case(
         result.failure = Some(format!("validate-config rejected the config: {message}"));
         return result;
     }
-    let request = match case_request(case, &config) {
+    let request = match case_request(case, module.config(&config)) {
         Ok(request) => request,
         Err(message) => {
             result.failure = Some(message);
@@ -216,7 +216,10 @@ fn config_json(config: &Value) -> String {
     }
 }
 
-fn case_request(case: &Case, config: &str) -> Result<super::bindings::Request, String> {
+fn case_request(
+    case: &Case,
+    config: impl Into<String>,
+) -> Result<super::bindings::Request, String> {
     let mut token = case.token.clone();
     let iat = token.get("iat").and_then(Value::as_i64);
     let now = case.exchange.now.or(iat).unwrap_or(DEFAULT_NOW);

@@ -146,6 +146,7 @@ impl PolicyEngine {
                 compile_time,
                 cached,
             },
+            preparer: None,
         })
     }
 

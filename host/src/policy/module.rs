@@ -1,9 +1,11 @@
 //! Loading a policy module: validate, compile (with a deadline), check imports, cache artifacts.
 
 use super::bindings::TrustPolicyPre;
+use super::prepare::Preparer;
 use super::sandbox::SandboxState;
 use super::wasi::ALLOWED_INTERFACES;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +87,25 @@ pub struct ModuleInfo {
 pub struct PolicyModule {
     pub(super) pre: TrustPolicyPre<SandboxState>,
     pub info: ModuleInfo,
+    /// How the module's configs are prepared (`builtin:cel`'s); `None`: handed as written.
+    pub(super) preparer: Option<Arc<Preparer>>,
+}
+
+impl PolicyModule {
+    /// This module, handed its configs as `preparer` prepares them.
+    pub fn with_preparer(mut self, preparer: Preparer) -> Self {
+        self.preparer = Some(Arc::new(preparer));
+        self
+    }
+
+    /// The config to hand this module at a decision for an identity's `written` config (the
+    /// one it validated): prepared for a module that prepares its configs, else as written.
+    pub fn config<'a>(&self, written: &'a str) -> Cow<'a, str> {
+        match &self.preparer {
+            Some(preparer) => preparer.config(written),
+            None => Cow::Borrowed(written),
+        }
+    }
 }
 
 pub use crate::common::digest;

@@ -6,6 +6,7 @@
 
 use super::engine::PolicyEngine;
 use super::module::{LoadError, PolicyModule};
+use super::prepare::Preparer;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -23,6 +24,14 @@ pub const BUILTIN_CEL_WASM: &[u8] = include_bytes!(env!("TOLLGATE_BUILTIN_CEL"))
 
 /// Every built-in policy's address.
 pub const BUILTINS: &[&str] = &[BUILTIN_RULES, BUILTIN_CEL];
+
+/// Compiles `builtin:cel` (or reads its cached artifact), its configs prepared by the host
+/// ([`Preparer::cel`]); blocking.
+pub fn load_builtin_cel(engine: &PolicyEngine) -> Result<PolicyModule, LoadError> {
+    Ok(engine
+        .load(BUILTIN_CEL_WASM)?
+        .with_preparer(Preparer::cel()))
+}
 
 /// Policy modules ready to evaluate, keyed by `(tenant, address)`; built-ins have no tenant.
 pub struct PolicyRegistry {
@@ -51,7 +60,7 @@ impl PolicyRegistry {
         if let Some(module) = self.builtin_cel.get() {
             return Ok(module.clone());
         }
-        let module = Arc::new(self.engine.load(BUILTIN_CEL_WASM)?);
+        let module = Arc::new(load_builtin_cel(&self.engine)?);
         Ok(self.builtin_cel.get_or_init(|| module).clone())
     }
 

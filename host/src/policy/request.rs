@@ -109,7 +109,7 @@ fn kubernetes(claims: &Map<String, Value>) -> Result<Option<KubernetesClaims>, R
 pub fn build_request(
     claims: &Value,
     exchange: ExchangeContext,
-    config: &str,
+    config: impl Into<String>,
 ) -> Result<Request, RequestError> {
     let map = claims.as_object().ok_or(RequestError::NotAnObject)?;
     let token = Token {
@@ -133,7 +133,7 @@ pub fn build_request(
             client_address: exchange.client_address,
             now: exchange.now,
         },
-        config: config.to_owned(),
+        config: config.into(),
     })
 }
 
