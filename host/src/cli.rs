@@ -56,6 +56,10 @@ enum PolicyCommand {
     /// Exit status: 0 when every case passes, 1 when one fails, 2 when the module or the
     /// cases file cannot be used.
     ///
+    /// MODULE is a `.wasm` file, or `builtin:rules` or `builtin:cel` for the stock policies
+    /// this binary carries (a CEL config needs no build: `module: builtin:cel` in the cases
+    /// file, or `tollgate policy test builtin:cel cases.yaml`).
+    ///
     /// Example: tollgate policy test policies/rules/cases.yaml
     Test(policy_test::Args),
     /// Run the upload validation on a module and print what it found.

@@ -2,13 +2,15 @@
 
 use super::Format;
 use crate::policy::cases::{self, CaseFile, CaseResult};
-use crate::policy::{Limits, PolicyEngine};
+use crate::policy::registry::{BUILTIN_CEL_WASM, BUILTIN_RULES_WASM, load_builtin_cel};
+use crate::policy::{BUILTIN_CEL, BUILTIN_RULES, Limits, PolicyEngine};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `[MODULE.wasm] CASES.yaml`: the module is optional when the cases file names one.
+    /// `[MODULE] CASES.yaml`: MODULE is a `.wasm` file, `builtin:rules` or `builtin:cel`, and
+    /// optional when the cases file names one.
     #[arg(num_args = 1..=2, value_names = ["MODULE", "CASES"], required = true)]
     paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
@@ -54,13 +56,21 @@ pub(super) fn load_and_run(
         .module_path(cases_path, module_arg)
         .map_err(usage_error)?;
     let engine = PolicyEngine::new(Limits::default()).map_err(usage_error)?;
-    let bytes = std::fs::read(&module_path).map_err(|e| {
-        usage_error(format_args!(
-            "cannot read module `{}`: {e}",
-            module_path.display()
-        ))
-    })?;
-    let module = engine.load(&bytes).map_err(|e| {
+    let (bytes, module) = match module_path.to_str() {
+        Some(BUILTIN_RULES) => (BUILTIN_RULES_WASM.to_vec(), engine.load(BUILTIN_RULES_WASM)),
+        Some(BUILTIN_CEL) => (BUILTIN_CEL_WASM.to_vec(), load_builtin_cel(&engine)),
+        _ => {
+            let bytes = std::fs::read(&module_path).map_err(|e| {
+                usage_error(format_args!(
+                    "cannot read module `{}`: {e}",
+                    module_path.display()
+                ))
+            })?;
+            let module = engine.load(&bytes);
+            (bytes, module)
+        }
+    };
+    let module = module.map_err(|e| {
         usage_error(format_args!(
             "`{}` is not a valid policy: {e}",
             module_path.display()

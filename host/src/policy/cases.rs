@@ -105,7 +105,8 @@ impl CaseFile {
         })
     }
 
-    /// The module to test: `override_path`, else `module:` resolved against the file's folder.
+    /// The module to test: `override_path`, else `module:` resolved against the file's folder
+    /// (a built-in's address, `builtin:cel`, as it is).
     pub fn module_path(
         &self,
         cases_path: &Path,
@@ -118,6 +119,12 @@ impl CaseFile {
             .module
             .as_ref()
             .ok_or_else(|| CasesError::NoModule(cases_path.to_owned()))?;
+        if module
+            .to_str()
+            .is_some_and(|m| super::BUILTINS.contains(&m))
+        {
+            return Ok(module.clone());
+        }
         let base = cases_path.parent().unwrap_or(Path::new("."));
         Ok(base.join(module))
     }
