@@ -267,6 +267,7 @@ impl PolicyEngine {
             let ok = policy.call_evaluate(&mut store, request).is_ok();
             (again.elapsed(), ok)
         });
+        let second_fuel = fuel_after - store.get_fuel().unwrap_or(0);
         let dropping = Instant::now();
         drop(store);
         Phases {
@@ -275,6 +276,7 @@ impl PolicyEngine {
             teardown: dropping.elapsed(),
             second_call: second.and_then(|(t, ok)| ok.then_some(t)),
             fuel: fuel_before - fuel_after,
+            second_fuel: second.is_some_and(|(_, ok)| ok).then_some(second_fuel),
             allowed,
         }
     }
@@ -343,6 +345,9 @@ pub struct Phases {
     pub second_call: Option<Duration>,
     /// Fuel of the first call.
     pub fuel: u64,
+    /// Fuel of the second call: against [`Phases::fuel`], whether the first call's extra time
+    /// is the guest's instructions or the host's (page faults on a fresh memory).
+    pub second_fuel: Option<u64>,
     /// Whether the policy allowed (unchecked output).
     pub allowed: bool,
 }
