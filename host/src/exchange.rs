@@ -8,12 +8,14 @@
 
 use crate::common::{random_id, unix_now};
 use crate::issue::Signer;
+use crate::metrics::{self, Phase};
 use crate::policy::PolicyRegistry;
 use crate::store::{DecisionLog, DecisionRecord, IdentityRecord, Store, StoreError};
 use crate::verify::jwt::{self, Jws};
 use crate::verify::{IssuerConfig, IssuerSource, Verifier};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::time::Instant;
 
 mod claims;
 mod decide;
@@ -274,6 +276,7 @@ impl ExchangeService {
             client_address: input.client_address.clone(),
             ..Default::default()
         };
+        let started = Instant::now();
         let result = self.run(identity, input, token, now, &mut record).await;
         match &result {
             Ok(issued) => {
@@ -291,7 +294,12 @@ impl ExchangeService {
                 tracing::info!(tenant = %identity.tenant, identity = %identity.id, %error, "exchange denied");
             }
         }
-        answer(result, self.decisions.append(record).await)
+        let committing = Instant::now();
+        let committed = self.decisions.append(record).await;
+        let done = Instant::now();
+        metrics::observe_phase(Phase::Audit, done - committing);
+        metrics::observe_phase(Phase::Total, done - started);
+        answer(result, committed)
     }
 
     async fn run(
@@ -302,7 +310,10 @@ impl ExchangeService {
         now: i64,
         record: &mut DecisionRecord,
     ) -> Result<Issued, ExchangeError> {
+        let started = Instant::now();
         let claims = self.verify_token(identity, token, now).await?;
+        let verified = Instant::now();
+        metrics::observe_phase(Phase::Verify, verified - started);
         record.subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         record.issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         record.subject_jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
@@ -312,10 +323,12 @@ impl ExchangeService {
             .await?;
         let candidate = self.shadow_candidate(identity).await;
         let mut decided = self.decide(identity, module, candidate, &claims, input, now);
+        let signing = Instant::now();
+        metrics::observe_phase(Phase::Decide, signing - verified);
         decided.record_into(record);
         record.request = decided.request.take();
         if let Some(evaluation) = &decided.evaluation {
-            crate::metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);
+            metrics::observe_decision(evaluation.elapsed, evaluation.fuel_used);
         }
         let granted = decided.outcome?;
         let jti = random_id();
@@ -325,6 +338,7 @@ impl ExchangeService {
         record.session_ends = Some(session_ends);
         let token = self.issued_claims(identity, &claims, &granted, now, &jti, session_ends);
         let access_token = self.signer.sign(&token).map_err(Failure::Signing)?;
+        metrics::observe_phase(Phase::Sign, signing.elapsed());
         Ok(Issued {
             access_token,
             expires_in: granted.ttl,

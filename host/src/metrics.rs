@@ -19,6 +19,108 @@ static STATIC_KEYS_EXPIRED: AtomicU64 = AtomicU64::new(0);
 const BUCKETS: [u64; 8] = [10, 25, 50, 100, 250, 1000, 10_000, 100_000];
 static DECISION_BUCKETS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
+/// Phase latency buckets, in microseconds: where an exchange's stalls are (the bench's stall
+/// histogram reads them).
+const PHASE_BUCKETS: [u64; 9] = [
+    500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000,
+];
+
+/// The phases of an exchange that the `tollgate_exchange_phase_seconds` histogram times.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    /// The subject token's verification (keys fetched if needed, signature, claims).
+    Verify,
+    /// The policy module's lookup and the decision, with a shadow candidate's.
+    Decide,
+    /// The issued token's claims and signature.
+    Sign,
+    /// Waiting for the decision record's commit (the answer waits for it).
+    Audit,
+    /// The whole exchange, from the identity found to the record committed.
+    Total,
+}
+
+impl Phase {
+    const ALL: [Phase; 5] = [
+        Phase::Verify,
+        Phase::Decide,
+        Phase::Sign,
+        Phase::Audit,
+        Phase::Total,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Verify => "verify",
+            Phase::Decide => "decide",
+            Phase::Sign => "sign",
+            Phase::Audit => "audit",
+            Phase::Total => "total",
+        }
+    }
+}
+
+/// A histogram over [`PHASE_BUCKETS`]: the bucket counts, then the count and the sum in
+/// microseconds.
+struct Histogram([AtomicU64; PHASE_BUCKETS.len() + 2]);
+
+impl Histogram {
+    const fn new() -> Self {
+        Histogram([const { AtomicU64::new(0) }; PHASE_BUCKETS.len() + 2])
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let micros = elapsed.as_micros() as u64;
+        for (bucket, limit) in self.0.iter().zip(PHASE_BUCKETS) {
+            if micros <= limit {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.0[PHASE_BUCKETS.len()].fetch_add(1, Relaxed);
+        self.0[PHASE_BUCKETS.len() + 1].fetch_add(micros, Relaxed);
+    }
+
+    /// The histogram's lines, `labels` (`key="value",`) before `le`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bucket, limit) in self.0.iter().zip(PHASE_BUCKETS) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}le=\"{}\"}} {}",
+                limit as f64 / 1e6,
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.0[PHASE_BUCKETS.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let labels = labels.trim_end_matches(',');
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{labels} {}",
+            self.0[PHASE_BUCKETS.len() + 1].load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{labels} {count}");
+    }
+}
+
+static PHASES: [Histogram; 5] = [const { Histogram::new() }; 5];
+static CHECKPOINTS: Histogram = Histogram::new();
+
+/// One exchange's time in `phase`.
+pub fn observe_phase(phase: Phase, elapsed: Duration) {
+    PHASES[phase as usize].observe(elapsed);
+}
+
+/// One WAL checkpoint of the SQLite store (the background copy of the log into the database
+/// file, with its sync): the audit log's commits may wait while it syncs.
+pub fn observe_checkpoint(elapsed: Duration) {
+    CHECKPOINTS.observe(elapsed);
+}
+
 /// How an exchange ended.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome {
@@ -108,6 +210,13 @@ pub fn render() -> String {
         DECISION_MICROS.load(Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "tollgate_decision_seconds_count {count}");
+    out.push_str("# HELP tollgate_exchange_phase_seconds Time of each phase of an exchange (verify, decide, sign, audit: the record's commit) and of the whole.\n# TYPE tollgate_exchange_phase_seconds histogram\n");
+    for phase in Phase::ALL {
+        let labels = format!("phase=\"{}\",", phase.name());
+        PHASES[phase as usize].render(&mut out, "tollgate_exchange_phase_seconds", &labels);
+    }
+    out.push_str("# HELP tollgate_wal_checkpoint_seconds Time of each checkpoint of the SQLite store's write-ahead log (the audit log's commits may wait while one syncs).\n# TYPE tollgate_wal_checkpoint_seconds histogram\n");
+    CHECKPOINTS.render(&mut out, "tollgate_wal_checkpoint_seconds", "");
     out.push_str("# HELP tollgate_policy_fuel_total Fuel burned by policy decisions.\n# TYPE tollgate_policy_fuel_total counter\n");
     let _ = writeln!(out, "tollgate_policy_fuel_total {}", FUEL.load(Relaxed));
     out.push_str("# HELP tollgate_jwks_fetches_total Fetches of issuer keys by result.\n# TYPE tollgate_jwks_fetches_total counter\n");
@@ -142,13 +251,27 @@ mod tests {
         super::count_exchange(super::Outcome::Allowed);
         super::observe_decision(std::time::Duration::from_micros(20), 1000);
         super::count_jwks_fetch(true);
+        super::observe_phase(super::Phase::Audit, std::time::Duration::from_millis(7));
         let text = super::render();
+        // 7 ms is over the 5 ms bucket's bound and under the 10 ms one's.
+        let count = |le: &str| -> u64 {
+            let key =
+                format!("tollgate_exchange_phase_seconds_bucket{{phase=\"audit\",le=\"{le}\"}} ");
+            let line = text.lines().find(|l| l.starts_with(&key)).unwrap();
+            line[key.len()..].parse().unwrap()
+        };
+        assert!(
+            count("0.01") >= 1 && count("0.01") > count("0.005"),
+            "{text}"
+        );
         for family in [
             "tollgate_exchanges_total{outcome=\"allowed\"}",
             "tollgate_decision_seconds_bucket{le=\"0.000025\"}",
             "tollgate_policy_fuel_total",
             "tollgate_jwks_fetches_total{result=\"ok\"}",
             "tollgate_static_keys_checks_total{state=\"expired\"}",
+            "tollgate_exchange_phase_seconds_count{phase=\"total\"}",
+            "tollgate_wal_checkpoint_seconds_count ",
         ] {
             assert!(text.contains(family), "{family} missing in\n{text}");
         }

@@ -34,6 +34,11 @@ impl Latencies {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// How many took longer than `micros`.
+    pub fn over(&self, micros: u32) -> usize {
+        self.0.len() - self.0.partition_point(|&l| l <= micros)
+    }
 }
 
 /// Microseconds as milliseconds with three decimals.
