@@ -264,36 +264,74 @@ const WAL_KEEP_BYTES: i64 = 64 << 20;
 /// and it grew to 2 GB while the scale bench created 100,000 identities (BENCHMARKS.md).
 /// `TRUNCATE` would also empty the file, but cutting and regrowing it made each such
 /// checkpoint take 30-70 ms instead of 3, with every exchange's audit record waiting.
-const WAL_RESTART_FRAMES: i64 = 16_384;
+///
+/// 1,024 frames (4 MiB with 4 KiB pages): the log starts over several times a second under
+/// load and its file stops growing. With 16,384 (64 MiB), the file grew between restarts and
+/// the audit log's commits waited on the checkpoints' syncs: at 80% of the exchange bench's
+/// peak, 360 exchanges waited over 20 ms for their record; with 1,024, none (BENCHMARKS.md,
+/// the stall tables).
+const WAL_RESTART_FRAMES: i64 = 1024;
 
-/// Copies the WAL back into the database file every second, until the pool is closed.
+/// How long a `RESTART` waits for readers of older snapshots before it gives up (the next tick
+/// tries again). While it waits, it holds new writers back: with the connection's own busy
+/// timeout (5 s), one long read (an export page, a replay) would have stopped every exchange's
+/// audit record that long.
+const RESTART_BUSY_MS: u32 = 10;
+
+/// How often the WAL is copied back into the database file. A checkpoint syncs what it
+/// copied, and while the disk syncs, the audit log's commits wait (the exchanges' answers with
+/// them): the less each checkpoint copies, the shorter those waits. Once a second, at 80% of
+/// the exchange bench's peak, 88 exchanges waited over 50 ms for their record and 296 over
+/// 20 ms; every 100 ms, none and 2 (BENCHMARKS.md, the stall tables). A checkpoint with nothing
+/// to copy syncs nothing.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`], until the pool is
+/// closed.
 async fn checkpoints(pool: AnyPool) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
+        let started = std::time::Instant::now();
         if let Err(error) = checkpoint(&pool, WAL_RESTART_FRAMES).await {
             tracing::warn!(%error, "WAL checkpoint failed");
         }
+        crate::metrics::observe_checkpoint(started.elapsed());
     }
 }
 
 /// One checkpoint: `PASSIVE` (it waits for nobody), then `RESTART` when the log still holds
 /// more than `restart_frames` frames. A `RESTART` holds new writers back while it finishes
-/// and gives up after the busy timeout if readers stay; the next tick tries again. Returns
+/// and gives up after [`RESTART_BUSY_MS`] if readers stay; the next tick tries again. Returns
 /// whether the log will start over at the next write (its file then shrinks to
 /// `WAL_KEEP_BYTES`).
 async fn checkpoint(pool: &AnyPool, restart_frames: i64) -> Result<bool, sqlx::Error> {
     if passive_checkpoint(pool).await? <= restart_frames {
         return Ok(false);
     }
-    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-        .fetch_one(pool)
+    let mut connection = pool.acquire().await?;
+    let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *connection)
         .await?;
-    let busy: i64 = row.try_get(0)?;
+    sqlx::query(&format!("PRAGMA busy_timeout = {RESTART_BUSY_MS}"))
+        .execute(&mut *connection)
+        .await?;
+    let row = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *connection)
+        .await;
+    let restored = sqlx::query(&format!("PRAGMA busy_timeout = {timeout}"))
+        .execute(&mut *connection)
+        .await;
+    if let Err(error) = restored {
+        // Not back in the pool with the short timeout.
+        let _ = connection.close().await;
+        return Err(error);
+    }
+    let busy: i64 = row?.try_get(0)?;
     Ok(busy == 0)
 }
 

@@ -3,8 +3,8 @@
 use super::{TempDir, identity, sqlite_store, tenant_with_issuer};
 use crate::common::digest;
 use crate::store::{
-    Backend, DecisionRecord, SigningKeyRecord, Store, StoreError, checkpoint, generate_api_key,
-    hash_api_key, passive_checkpoint,
+    Backend, DecisionRecord, RESTART_BUSY_MS, SigningKeyRecord, Store, StoreError, checkpoint,
+    generate_api_key, hash_api_key, passive_checkpoint,
 };
 
 on_each_backend!(restart_keeps_everything, concurrent_writers_do_not_fail);
@@ -141,6 +141,50 @@ async fn a_long_wal_is_restarted_by_the_next_checkpoint() {
     );
     let all = store.list_decisions("a", 1000, None).await.unwrap();
     assert_eq!(all.len(), 65);
+    store.close().await;
+}
+
+/// A `RESTART` that a reader of an older snapshot holds back gives up within
+/// `RESTART_BUSY_MS` (it holds new writers back while it waits: with the connection's 5 s
+/// busy timeout, a long read stopped the audit log that long), and the pool's connections
+/// keep their own busy timeout.
+#[tokio::test]
+async fn a_restart_held_back_by_a_reader_gives_up_at_once() {
+    let dir = TempDir::new();
+    let store = Store::open(&dir.url()).await.unwrap();
+    let records = large_batch();
+    store.append_decisions(&records).await.unwrap();
+    let mut reader = store.pool.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    store.append_decisions(&records).await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        !checkpoint(&store.pool, 0).await.unwrap(),
+        "the reader holds the log"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+    sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+    drop(reader);
+    assert!(checkpoint(&store.pool, 0).await.unwrap());
+    for _ in 0..4 {
+        let mut connection = store.pool.acquire().await.unwrap();
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+        assert!(
+            timeout > i64::from(RESTART_BUSY_MS),
+            "busy timeout {timeout}"
+        );
+    }
     store.close().await;
 }
 
