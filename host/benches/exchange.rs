@@ -216,10 +216,19 @@ fn main() {
 /// The stall lengths the table shows, in milliseconds (bucket bounds of the server's histogram).
 const STALLS_MS: [u32; 4] = [5, 10, 20, 50];
 
-/// The phases of `tollgate_exchange_phase_seconds`, in the table's order, then the store's
+/// The phases of `tollgate_exchange_phase_seconds` (`handler`: the endpoint's work around the
+/// exchange, `total`: the exchange), in the table's order, then the store's
 /// WAL checkpoints (`tollgate_wal_checkpoint_seconds`), which are no exchange's phase but what
 /// the audit log's commits wait for while one syncs.
-const PHASES: [&str; 6] = ["total", "verify", "decide", "sign", "audit", "checkpoint"];
+const PHASES: [&str; 7] = [
+    "handler",
+    "total",
+    "verify",
+    "decide",
+    "sign",
+    "audit",
+    "checkpoint",
+];
 
 /// `tollgate_exchange_phase_seconds_bucket` as `(phase, le) -> count`, from `/metrics`, and
 /// `tollgate_wal_checkpoint_seconds_bucket` as phase `checkpoint`.

@@ -100,6 +100,7 @@ pub fn router(state: AppState, bounds: RequestLimits) -> Router {
 /// Runs an exchange for any of the endpoint shapes, within the rate limits (see
 /// [`ratelimit`] for what each request is charged to), and counts its outcome.
 async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, OAuthError> {
+    let started = std::time::Instant::now();
     let mut keys = Keys {
         identity: None,
         client: input.client_address.as_deref().and_then(Keys::client_key),
@@ -148,6 +149,7 @@ async fn run_exchange(state: &AppState, input: ExchangeInput) -> Result<Issued, 
         Ok(state.exchange.exchange_as(&identity, &input, token).await?)
     }
     .await;
+    metrics::observe_phase(metrics::Phase::Handler, started.elapsed());
     let outcome = match &result {
         Ok(_) => Outcome::Allowed,
         Err(RunError::Limited(_)) => Outcome::RateLimited,

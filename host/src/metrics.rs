@@ -38,15 +38,19 @@ pub enum Phase {
     Audit,
     /// The whole exchange, from the identity found to the record committed.
     Total,
+    /// The endpoint's work around it: from the request's form parsed to the answer decided
+    /// (rate limits, the token's screening, the identity's lookup, then the exchange).
+    Handler,
 }
 
 impl Phase {
-    const ALL: [Phase; 5] = [
+    const ALL: [Phase; 6] = [
         Phase::Verify,
         Phase::Decide,
         Phase::Sign,
         Phase::Audit,
         Phase::Total,
+        Phase::Handler,
     ];
 
     fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Phase {
             Phase::Sign => "sign",
             Phase::Audit => "audit",
             Phase::Total => "total",
+            Phase::Handler => "handler",
         }
     }
 }
@@ -107,7 +112,7 @@ impl Histogram {
     }
 }
 
-static PHASES: [Histogram; 5] = [const { Histogram::new() }; 5];
+static PHASES: [Histogram; Phase::ALL.len()] = [const { Histogram::new() }; Phase::ALL.len()];
 static CHECKPOINTS: Histogram = Histogram::new();
 
 /// One exchange's time in `phase`.
