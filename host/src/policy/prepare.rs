@@ -11,7 +11,10 @@
 //!
 //! The parser is tenant input running outside the sandbox: it bounds its recursion and the
 //! height of the trees it builds (chains of operators and fields count), so no walk of a tree
-//! can overflow the host's stack, and a config is limited in size before it is saved.
+//! can overflow the host's stack. Its work is bounded too: a config reaches it only after the
+//! guest's `validate-config` parsed the same text in the sandbox within its fuel (an identity,
+//! a shadow candidate and a replay's config are all validated first), and the native parse is
+//! the same code, faster.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -47,13 +50,20 @@ impl Preparer {
         }
     }
 
-    /// The config to hand the guest for `written`.
+    /// The config to hand the guest for `written`. A config not prepared yet is prepared
+    /// outside the lock, so other decisions do not wait for it.
     pub fn config<'a>(&self, written: &'a str) -> Cow<'a, str> {
-        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = prepared.get(written) {
-            return entry.clone().map_or(Cow::Borrowed(written), Cow::Owned);
+        let cached = self
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(written)
+            .cloned();
+        if let Some(entry) = cached {
+            return entry.map_or(Cow::Borrowed(written), Cow::Owned);
         }
         let entry = (self.prepare)(written).ok();
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
         if prepared.len() >= MAX_PREPARED {
             prepared.clear();
         }
