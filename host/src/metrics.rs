@@ -272,6 +272,11 @@ mod tests {
             count("0.01") >= 1 && count("0.01") > count("0.005"),
             "{text}"
         );
+        // Buckets are cumulative: the 7 ms observation is under every bound from 10 ms up.
+        assert!(
+            count("0.25") >= count("0.01") && count("+Inf") >= count("0.25"),
+            "{text}"
+        );
         for family in [
             "tollgate_exchanges_total{outcome=\"allowed\"}",
             "tollgate_decision_seconds_bucket{le=\"0.000025\"}",
