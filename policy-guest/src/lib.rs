@@ -300,7 +300,7 @@ macro_rules! no_std_runtime {
     };
 }
 
-#[cfg(all(target_arch = "wasm32", feature = "bump-alloc"))]
+#[cfg(any(test, all(target_arch = "wasm32", feature = "bump-alloc")))]
 mod bump;
 
 /// Inside the sandbox every instance serves one decision and is thrown away: a bump allocator
