@@ -72,6 +72,7 @@ pub mod decision;
 pub mod glob;
 pub mod host;
 pub mod json;
+pub mod prepared;
 pub mod types;
 
 pub use config::{ConfigError, parse as parse_config};

@@ -135,34 +135,7 @@ impl Default for Scopes {
 /// What the guest is handed as its config: the JSON object a tenant writes, or the same
 /// config as the host prepared it ([`prepare`]): a JSON string holding a program in the
 /// encoding of `prepared.rs`.
-#[derive(Debug)]
-pub enum Config {
-    Written(CelConfig),
-    Prepared(String),
-}
-
-impl<'de> Deserialize<'de> for Config {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Config;
-            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-                f.write_str("a JSON object with `condition`")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Config, E> {
-                Ok(Config::Prepared(text.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Config, E> {
-                Ok(Config::Prepared(text))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Config, A::Error> {
-                CelConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(Config::Written)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
+pub type Config = tollgate_policy::prepared::Handed<CelConfig>;
 
 /// The config's expressions as trees, borrowing from the config they were read from.
 #[derive(Debug, PartialEq)]
