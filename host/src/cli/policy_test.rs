@@ -2,7 +2,9 @@
 
 use super::Format;
 use crate::policy::cases::{self, CaseFile, CaseResult};
-use crate::policy::registry::{BUILTIN_CEL_WASM, BUILTIN_RULES_WASM, load_builtin_cel};
+use crate::policy::registry::{
+    BUILTIN_CEL_WASM, BUILTIN_RULES_WASM, load_builtin_cel, load_builtin_rules,
+};
 use crate::policy::{BUILTIN_CEL, BUILTIN_RULES, Limits, PolicyEngine};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +59,7 @@ pub(super) fn load_and_run(
         .map_err(usage_error)?;
     let engine = PolicyEngine::new(Limits::default()).map_err(usage_error)?;
     let (bytes, module) = match module_path.to_str() {
-        Some(BUILTIN_RULES) => (BUILTIN_RULES_WASM.to_vec(), engine.load(BUILTIN_RULES_WASM)),
+        Some(BUILTIN_RULES) => (BUILTIN_RULES_WASM.to_vec(), load_builtin_rules(&engine)),
         Some(BUILTIN_CEL) => (BUILTIN_CEL_WASM.to_vec(), load_builtin_cel(&engine)),
         _ => {
             let bytes = std::fs::read(&module_path).map_err(|e| {

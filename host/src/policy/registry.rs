@@ -25,6 +25,14 @@ pub const BUILTIN_CEL_WASM: &[u8] = include_bytes!(env!("TOLLGATE_BUILTIN_CEL"))
 /// Every built-in policy's address.
 pub const BUILTINS: &[&str] = &[BUILTIN_RULES, BUILTIN_CEL];
 
+/// Compiles `builtin:rules` (or reads its cached artifact), its configs prepared by the host
+/// ([`Preparer::rules`]); blocking.
+pub fn load_builtin_rules(engine: &PolicyEngine) -> Result<PolicyModule, LoadError> {
+    Ok(engine
+        .load(BUILTIN_RULES_WASM)?
+        .with_preparer(Preparer::rules()))
+}
+
 /// Compiles `builtin:cel` (or reads its cached artifact), its configs prepared by the host
 /// ([`Preparer::cel`]); blocking.
 pub fn load_builtin_cel(engine: &PolicyEngine) -> Result<PolicyModule, LoadError> {
@@ -46,7 +54,7 @@ pub struct PolicyRegistry {
 impl PolicyRegistry {
     /// A registry with the built-in policies loaded.
     pub fn new(engine: Arc<PolicyEngine>) -> Result<Self, LoadError> {
-        let builtin_rules = Arc::new(engine.load(BUILTIN_RULES_WASM)?);
+        let builtin_rules = Arc::new(load_builtin_rules(&engine)?);
         Ok(Self {
             engine,
             modules: RwLock::default(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tollgate_policy::glob;
 
 /// The identity's declarative trust rules.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Globs on `sub`.
@@ -34,7 +34,7 @@ pub struct RulesConfig {
 }
 
 /// A pod or node binding rule.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binding {
     /// The token must be bound to such an object.
@@ -45,7 +45,7 @@ pub struct Binding {
 }
 
 /// The grant of an allowed exchange.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrantConfig {
     /// Scopes granted.

@@ -14,22 +14,41 @@ extern crate alloc;
 
 mod config;
 mod matchers;
+pub mod prepared;
 
 use alloc::string::String;
 pub use config::RulesConfig;
+pub use prepared::{Config, prepare};
+use tollgate_policy::prepared::Handed;
 use tollgate_policy::{Decision, Grant, Policy, Request, export_policy};
 
 /// The stock declarative policy.
 pub struct Rules;
 
 impl Policy for Rules {
-    type Config = RulesConfig;
+    type Config = Config;
 
-    fn validate_config(config: &RulesConfig) -> Result<(), String> {
-        config.validate()
+    fn validate_config(config: &Config) -> Result<(), String> {
+        match config {
+            Handed::Written(rules) => rules.validate(),
+            Handed::Prepared(_) => Err("the config is a JSON object of rules (a prepared \
+                                        config is the server's own, never saved)"
+                .into()),
+        }
     }
 
-    fn evaluate(config: &RulesConfig, request: &Request) -> Decision {
+    fn evaluate(config: &Config, request: &Request) -> Decision {
+        let prepared;
+        let config = match config {
+            Handed::Written(rules) => rules,
+            Handed::Prepared(text) => match prepared::read(text) {
+                Ok(rules) => {
+                    prepared = rules;
+                    &prepared
+                }
+                Err(message) => return Decision::deny("config", message),
+            },
+        };
         if let Err(denial) = matchers::check(config, request) {
             return Decision::Deny(denial);
         }
