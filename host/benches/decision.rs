@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tollgate::policy::bindings::Request;
+use tollgate::policy::prepare::Preparer;
 use tollgate::policy::{ExchangeContext, Limits, PolicyEngine, build_request};
 
 const ROUNDS: usize = 20_000;
@@ -204,8 +205,21 @@ fn main() {
         ..Limits::default()
     };
     let engine = PolicyEngine::new(limits).expect("engine");
-    let module = engine.load(&fixtures::module("rules")).expect("load rules");
-    let requests = requests();
+    let module = engine
+        .load(&fixtures::module("rules"))
+        .expect("load rules")
+        .with_preparer(Preparer::rules());
+    // The config as the server hands it over: prepared once (`policy::prepare`); the rows with
+    // the config as written show what that saves.
+    let written = requests();
+    let requests: Vec<Request> = written
+        .iter()
+        .map(|r| Request {
+            config: module.config(&r.config).into_owned(),
+            ..r.clone()
+        })
+        .collect();
+    assert!(requests[0].config.starts_with("\"rules1;"), "not prepared");
     let native: Vec<_> = requests.iter().map(to_sdk).collect();
 
     // The two must agree before their speed means anything.
@@ -216,6 +230,7 @@ fn main() {
         assert_eq!(sandboxed, direct, "sandbox and native disagree");
     }
     let fuel = engine.evaluate(&module, &requests[0]).fuel_used;
+    let written_fuel = engine.evaluate(&module, &written[0]).fuel_used;
     // For `perf record`: spin on one row only.
     if let Ok(row) = std::env::var("PROFILE_ROW") {
         for i in 0..500_000 {
@@ -323,9 +338,16 @@ fn main() {
     // The fixed cost: a fresh instance and a call that does almost nothing.
     const TRIVIAL: &str = r#"{"subjects":["a"]}"#;
     let mut floor = |_| engine.validate_config(&module, TRIVIAL).is_ok();
+    let mut as_written = |i: usize| {
+        engine
+            .evaluate(&module, &written[i % written.len()])
+            .decision
+            .is_allow()
+    };
     rows.push(&mut sandboxed);
     rows.push(&mut natively);
     rows.push(&mut floor);
+    rows.push(&mut as_written);
     let mut extra_eval = |i: usize| {
         extra.is_some_and(|m| {
             engine
@@ -341,12 +363,13 @@ fn main() {
     }
     let mut rows = interleaved(&mut rows).into_iter();
     let mut next = || rows.next().expect("a row");
-    let (sandbox, direct, floor) = (next(), next(), next());
+    let (sandbox, direct, floor, written_row) = (next(), next(), next(), next());
     let extra_rows = extra.map(|_| (next(), next()));
     assert_eq!(sandbox.1, direct.1);
 
     println!(
-        "rules policy, {ROUNDS} decisions each (half allow, half deny), fuel per decision ~{fuel}"
+        "rules policy, {ROUNDS} decisions each (half allow, half deny), fuel per decision ~{fuel} \
+         ({written_fuel} with the config as written)"
     );
     println!("(rows in 10 turns; CPU: the whole process's, every thread's, per decision)");
     println!(
@@ -357,6 +380,7 @@ fn main() {
         ("sandboxed (fresh instance + eval)", &sandbox),
         ("native Rust", &direct),
         ("  floor: instance + trivial call", &floor),
+        ("  sandboxed, config as written", &written_row),
     ]
     .into_iter()
     .chain(
@@ -373,6 +397,11 @@ fn main() {
             us(*cpu)
         );
     }
+    println!(
+        "config prepared: p50 {:.3}x, CPU {:.3}x of the config as written",
+        us(sandbox.0.p50) / us(written_row.0.p50),
+        us(sandbox.2) / us(written_row.2)
+    );
     if let (Some(m), Some((eval, _))) = (extra, &extra_rows) {
         assert_eq!(eval.1, direct.1, "EXTRA_WASM answers differently");
         println!(

@@ -10,12 +10,13 @@
 //! What one decision is, for every engine: the input is the same verified claims (a
 //! `serde_json::Value`), the identity and the time; the output is allow or deny. The identity's
 //! policy is translated and parsed or compiled once up front, as a deployment caches it (the
-//! `rules` component is loaded once; its config travels as JSON in the request and is parsed by
-//! the policy on every decision, as in the server). Timed per decision:
+//! `rules` component is loaded once, and its config is prepared once, as the server hands it
+//! over (`policy::prepare`: read back in the guest with no JSON, at every decision). Timed per
+//! decision:
 //! - **sandboxed**: `build_request` (as the server calls it) + `PolicyEngine::evaluate` (a fresh
 //!   instance, fuel, the call, output validation);
 //! - **native**: `build_request` + conversion to the SDK's `Request` +
-//!   `tollgate_policy::evaluate_json::<rules::Rules>` (config parse included, as in the guest);
+//!   `tollgate_policy::evaluate_json::<rules::Rules>` (the prepared config read, as in the guest);
 //! - **Cedar**: building the context (typed fields + the claims as a record), the principal and
 //!   the `Request` + `Authorizer::is_authorized` against the identity's `PolicySet`;
 //! - **Rego**: building the input (typed fields + raw claims) + `CompiledPolicy::eval_with_input`;
@@ -36,6 +37,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 use tollgate::policy::bindings::Request;
+use tollgate::policy::prepare::Preparer;
 use tollgate::policy::{ExchangeContext, Limits, PolicyEngine, build_request};
 use tollgate_policy::Decision;
 use tollgate_tests::fixtures;
@@ -89,7 +91,10 @@ fn into_sdk(r: Request) -> tollgate_policy::Request {
 /// What every engine gets for one identity, prepared once.
 struct Prepared {
     exchange: ExchangeContext,
+    /// The JSON config, as the tenant wrote it.
     config: String,
+    /// The config as the server hands it to `rules`: prepared.
+    handed: String,
     cedar: cedar::CedarPolicy,
     rego: rego::RegoPolicy,
     cel: cel::CelPolicy,
@@ -106,7 +111,10 @@ fn main() {
     let cases = corpus::cases(&identities, count, 0x7011_6a7e);
 
     let engine = PolicyEngine::new(Limits::default()).expect("policy engine");
-    let module = engine.load(&fixtures::module("rules")).expect("load rules");
+    let module = engine
+        .load(&fixtures::module("rules"))
+        .expect("load rules")
+        .with_preparer(Preparer::rules());
     let prepared: Vec<Prepared> = identities
         .iter()
         .map(|id| {
@@ -122,6 +130,7 @@ fn main() {
                     ..Default::default()
                 },
                 config: id.config.to_string(),
+                handed: module.config(&id.config.to_string()).into_owned(),
                 cedar: cedar::CedarPolicy::compile(&config, id.tenant, id.name)
                     .unwrap_or_else(|e| fail("Cedar", e)),
                 rego: rego::RegoPolicy::compile(&config).unwrap_or_else(|e| fail("Rego", e)),
@@ -132,6 +141,11 @@ fn main() {
     for p in &prepared {
         let validated = engine.validate_config(&module, &p.config);
         assert!(validated.is_ok(), "config rejected: {validated:?}");
+        assert!(
+            p.handed.starts_with("\"rules1;"),
+            "not prepared: {}",
+            p.config
+        );
     }
     if std::env::var("ENGINES_PRINT").is_ok() {
         for id in &identities {
@@ -149,7 +163,7 @@ fn main() {
 
     let request = |case: &Case| {
         let p = &prepared[case.identity];
-        build_request(&case.claims, p.exchange.clone(), &p.config).expect("request")
+        build_request(&case.claims, p.exchange.clone(), &p.handed).expect("request")
     };
     let engines: Vec<(&str, Decide)> = vec![
         (
