@@ -41,9 +41,11 @@ for cases in policies/*/cases.yaml; do
     policy="$(basename "$(dirname "$cases")")"
     ./target/debug/tollgate policy test "$fixtures/${policy//-/_}.wasm" "$cases"
     # A built-in's cases also run against the one this binary carries, as the server runs it
-    # (`builtin:cel` handed its configs prepared, the module above parsing them itself).
+    # (handed its configs prepared, the module above parsing them itself).
     if grep -q '^module: builtin:' "$cases"; then
         ./target/debug/tollgate policy test "$cases"
+    elif [ "$policy" = rules ]; then
+        ./target/debug/tollgate policy test builtin:rules "$cases"
     fi
 done
 
