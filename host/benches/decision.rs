@@ -266,9 +266,11 @@ fn main() {
         }
         return;
     }
+    // The breakdown's configs are JSON, handed as written: compare them with the full config
+    // as written too.
     if std::env::var("FUEL_BREAKDOWN").is_ok() {
-        let mut r = requests[0].clone();
-        println!("fuel: evaluate full {fuel}");
+        let mut r = written[0].clone();
+        println!("fuel: evaluate full {written_fuel} as written ({fuel} prepared)");
         let mut cfg: Value = serde_json::from_str(&config()).unwrap();
         cfg.as_object_mut().unwrap().remove("claims");
         r.config = cfg.to_string();
