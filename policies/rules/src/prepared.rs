@@ -102,7 +102,9 @@ fn write_globs(out: &mut String, globs: Option<&[String]>) {
     optional(out, globs, write_list);
 }
 
-/// Reads a prepared config back. Every truncation and corruption is an error.
+/// Reads a prepared config back: every truncation, bad tag and length past the end is an error
+/// (a changed digit of a count or a length may still read, as other rules: the host reads back
+/// and compares each text it writes).
 pub fn read(text: &str) -> Result<RulesConfig, String> {
     let mut r = Reader::new(text, MAGIC)?;
     let mut globs = || -> Result<_, String> { present(&mut r)?.then(|| list(&mut r)).transpose() };
