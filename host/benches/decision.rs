@@ -7,11 +7,13 @@
 //! per decision and the verdicts against the targets. `LANGUAGES=0` leaves the languages out.
 
 mod languages;
+mod support;
 
 // The server's allocator (host/src/main.rs): decisions allocate and free as they do there.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use support::stats::process_cpu;
 use tollgate_tests::fixtures;
 
 use serde_json::{Value, json};
@@ -115,20 +117,6 @@ struct Stats {
 
 fn measure(f: impl FnMut(usize) -> bool) -> (Stats, usize) {
     measure_n(ROUNDS, f)
-}
-
-/// CPU time the process's threads have used (the epoch ticker's too), in nanoseconds from
-/// each thread's `/proc/self/task/TID/schedstat` (`/proc/self/stat` counts in 10 ms ticks).
-fn process_cpu() -> Duration {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    let nanos = tasks
-        .filter_map(|task| {
-            let path = task.ok()?.path().join("schedstat");
-            let stat = std::fs::read_to_string(path).ok()?;
-            stat.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum();
-    Duration::from_nanos(nanos)
 }
 
 /// Rows timed in turns (`TURNS` of `ROUNDS / TURNS` calls each, after a warm-up), so that a

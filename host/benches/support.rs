@@ -2,7 +2,11 @@
 //! `tollgate serve`, both on loopback), admin calls that set tenants up, the load generator
 //! (re-run as a separate process), and the statistics they print.
 
-#![allow(dead_code, reason = "each bench uses part of the shared support")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each bench uses part of the shared support"
+)]
 
 pub mod admin;
 pub mod loadgen;
