@@ -36,7 +36,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection, Row};
 
 pub use api_keys::{generate_api_key, hash_api_key};
 pub use changes::Change;
@@ -66,6 +66,9 @@ pub struct Store {
     cache: Arc<ReadCache>,
     /// The database URL, kept for the change listener (PostgreSQL only).
     url: Option<Arc<str>>,
+    /// A SQLite file's URL, for the audit log's writer to open a connection of its own
+    /// ([`Store::writer_connection`]).
+    sqlite_file: Option<Arc<str>>,
 }
 
 /// How long a PostgreSQL query waits for a connection before it fails as unavailable.
@@ -100,6 +103,7 @@ impl Store {
                 backend,
                 cache: Arc::new(ReadCache::new(Some(REPLICA_CACHE_TTL))),
                 url: Some(Arc::from(url)),
+                sqlite_file: None,
             },
         };
         store.migrate().await?;
@@ -160,6 +164,33 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Whether [`Store::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    /// A connection outside the pool, for the audit log's writer, when the database is a
+    /// SQLite file (`None` for PostgreSQL and `sqlite::memory:`, or when it cannot be opened:
+    /// the writer then uses the pool). Every batch through the pool waited for a connection
+    /// and, when it was handed back, for sqlx's ping of it: two more round trips to the
+    /// connection's thread per commit, for a file handle that cannot have hung up. A connection
+    /// of its own also keeps the log's pages in one page cache.
+    pub async fn writer_connection(&self) -> Option<AnyConnection> {
+        let url = self.sqlite_file.as_deref()?;
+        let opened = async {
+            let mut connection = AnyConnection::connect(url).await?;
+            sqlite_settings(&mut connection).await?;
+            Ok::<_, sqlx::Error>(connection)
+        };
+        match opened.await {
+            Ok(connection) => Some(connection),
+            Err(error) => {
+                tracing::warn!(%error, "the audit log's writer commits through the pool");
+                None
+            }
+        }
+    }
 }
 
 fn backend_of(url: &str) -> Result<Backend, StoreError> {
@@ -204,30 +235,8 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
             .idle_timeout(None)
             .max_lifetime(None);
     } else {
-        // In WAL mode, NORMAL syncs the log at checkpoints instead of at every commit: a
-        // commit survives the process dying at once, and only an OS crash or power loss can
-        // take the last ones back. FULL (sqlx's default) fsyncs once per exchange, since every
-        // exchange appends a decision record, and capped the server at about 1,000 exchanges/s
-        // (BENCHMARKS.md). Per connection, so set on each.
-        options = options.after_connect(|connection, _| {
-            Box::pin(async move {
-                // Checkpoints run in `checkpoints` below, not inside whichever commit
-                // crosses the WAL size limit: that commit (and every exchange waiting on
-                // its decision record) would wait for the checkpoint's sync.
-                sqlx::query("PRAGMA synchronous = NORMAL")
-                    .execute(&mut *connection)
-                    .await?;
-                sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                    .execute(&mut *connection)
-                    .await?;
-                // When the log starts over, its file is cut back to this size, so one burst
-                // of writes does not keep gigabytes on disk.
-                sqlx::query(&format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"))
-                    .execute(connection)
-                    .await
-                    .map(drop)
-            })
-        });
+        // Durability and checkpoints are per connection, so set on each.
+        options = options.after_connect(|connection, _| Box::pin(sqlite_settings(connection)));
         if mode.is_none() {
             url.push(if params.is_empty() { '?' } else { '&' });
             url.push_str("mode=rwc");
@@ -256,7 +265,33 @@ async fn open_sqlite(url: &str) -> Result<Store, StoreError> {
         // The server is the only writer: nothing changes behind the cache.
         cache: Arc::new(ReadCache::new(None)),
         url: None,
+        sqlite_file: (!in_memory).then(|| Arc::from(url.as_str())),
     })
+}
+
+/// What every connection to a SQLite file sets.
+///
+/// In WAL mode, NORMAL syncs the log at checkpoints instead of at every commit: a commit
+/// survives the process dying at once, and only an OS crash or power loss can take the last
+/// ones back. FULL (sqlx's default) fsyncs once per exchange, since every exchange appends a
+/// decision record, and capped the server at about 1,000 exchanges/s (BENCHMARKS.md). Per
+/// connection, so set on each.
+async fn sqlite_settings(connection: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *connection)
+        .await?;
+    // Checkpoints run in `checkpoints` below, not inside whichever commit crosses the WAL size
+    // limit: that commit (and every exchange waiting on its decision record) would wait for
+    // the checkpoint's sync.
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut *connection)
+        .await?;
+    // When the log starts over, its file is cut back to this size, so one burst of writes
+    // does not keep gigabytes on disk.
+    sqlx::query(&format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"))
+        .execute(connection)
+        .await
+        .map(drop)
 }
 
 /// What the WAL file is cut back to when the log starts over (`journal_size_limit`).

@@ -3,6 +3,11 @@
 //! commit and two hand-offs to sqlx's SQLite worker thread. Records that arrive while a
 //! batch is being written go into the next one, written as one multi-row `INSERT`: under
 //! load the commits are shared, alone an exchange waits no longer than before.
+//!
+//! On a SQLite file the writer commits through a connection of its own
+//! ([`Store::writer_connection`]), not the pool: the pool's acquire, and sqlx's ping of every
+//! connection handed back, were two more round trips to the connection's thread per batch. The
+//! parts bench measured the record's commit at 0.78x the CPU (BENCHMARKS.md).
 
 use super::{DecisionRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -53,6 +58,9 @@ impl DecisionLog {
 
 async fn write(store: Store, mut records: mpsc::Receiver<(DecisionRecord, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // A SQLite file's records go through a connection of the writer's own (opened again after
+    // a failed batch); a closed store's through the pool, which refuses them.
+    let mut own = store.writer_connection().await;
     while records.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Exchanges that are about to append get one turn to do so: a bigger batch is one
         // commit and one hand-off to the database's thread for more records.
@@ -66,10 +74,16 @@ async fn write(store: Store, mut records: mpsc::Receiver<(DecisionRecord, Reply)
             }
         }
         let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        if store.is_closed() {
+            own = None;
+        }
         let result = store
-            .append_decisions(&rows)
+            .append_decisions_on(own.as_mut(), &rows)
             .await
             .map_err(|e| (e.is_unavailable(), e.to_string()));
+        if result.is_err() && own.is_some() && !store.is_closed() {
+            own = store.writer_connection().await;
+        }
         for reply in replies {
             // The exchange may have given up waiting; its record is written all the same.
             let _ = reply.send(result.clone());

@@ -82,6 +82,16 @@ impl Store {
     /// Appends `records` in one statement, in order (at most
     /// [`MAX_BATCH`](super::decision_log::MAX_BATCH) of them).
     pub async fn append_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        self.append_decisions_on(None, records).await
+    }
+
+    /// As [`Store::append_decisions`], on `connection` when given (the audit log writer's own,
+    /// [`Store::writer_connection`]), else through the pool.
+    pub async fn append_decisions_on(
+        &self,
+        connection: Option<&mut sqlx::AnyConnection>,
+        records: &[DecisionRecord],
+    ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -109,7 +119,10 @@ impl Store {
         for d in records {
             query = bind(query, d, now)?;
         }
-        query.execute(&self.pool).await?;
+        match connection {
+            Some(connection) => query.execute(connection).await?,
+            None => query.execute(&self.pool).await?,
+        };
         Ok(())
     }
 

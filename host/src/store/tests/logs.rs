@@ -241,3 +241,29 @@ async fn decision_log_batches(url: &str) {
         }
     );
 }
+
+/// On a SQLite file the audit log's writer commits on a connection of its own, whose commits
+/// the pool reads (`decision_log_batches` above reads each record back); `sqlite::memory:` is
+/// one connection's database, so there it keeps to the pool.
+#[tokio::test]
+async fn the_writer_has_a_connection_of_its_own_on_a_file_only() {
+    let (_dir, store) = super::sqlite_store().await;
+    assert!(store.writer_connection().await.is_some());
+    let memory = Store::open("sqlite::memory:").await.unwrap();
+    assert!(memory.writer_connection().await.is_none());
+    let log = DecisionLog::start(memory.clone());
+    log.append(decision("m", 1)).await.unwrap();
+    assert_eq!(memory.list_decisions("m", 10, None).await.unwrap().len(), 1);
+}
+
+/// A closed store takes no record, though the writer's own connection is still open: no token
+/// is handed out without its record (the exchange refuses it).
+#[tokio::test]
+async fn a_closed_file_store_takes_no_record() {
+    let (_dir, store) = super::sqlite_store().await;
+    let log = DecisionLog::start(store.clone());
+    log.append(decision("a", 1)).await.unwrap();
+    store.close().await;
+    let refused = log.append(decision("a", 2)).await;
+    assert!(refused.is_err(), "a closed store took a record");
+}
