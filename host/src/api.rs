@@ -10,6 +10,7 @@ mod client;
 mod compat;
 mod discovery;
 mod error;
+mod form;
 pub mod guard;
 mod infisical;
 mod life;

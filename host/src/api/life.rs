@@ -4,16 +4,17 @@
 //! RFC 6749's `refresh_token` grant on `/oauth2/token` (`token.rs`).
 
 use super::auth::Principal;
-use super::token::{no_store, params};
+use super::form::FormParams;
+use super::token::no_store;
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::{ExchangeError, Introspection};
-use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,10 +46,8 @@ impl FromRequestParts<AppState> for TokenTenant {
 
 /// The `token` of an introspection or revocation form, and its other parameters.
 fn token_param(
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    FormParams(mut params): FormParams,
 ) -> Result<(String, std::collections::HashMap<String, String>), OAuthError> {
-    let Form(pairs) = form.map_err(|rejection| OAuthError::unreadable_body(rejection.status()))?;
-    let mut params = params(pairs)?;
     let token = params
         .remove("token")
         .filter(|t| !t.is_empty())
@@ -64,7 +63,7 @@ async fn introspect(
     State(state): State<AppState>,
     TokenTenant(tenant): TokenTenant,
     ClientAddr(caller): ClientAddr,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: FormParams,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (token, params) = token_param(form)?;
     let presented_from = params.get("client_address").map(String::as_str);
@@ -105,7 +104,7 @@ async fn revoke(
     State(state): State<AppState>,
     TokenTenant(tenant): TokenTenant,
     ClientAddr(caller): ClientAddr,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    form: FormParams,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (token, _) = token_param(form)?;
     state.exchange.revoke(&tenant, &token, caller).await?;

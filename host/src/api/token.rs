@@ -2,13 +2,13 @@
 //! endpoint; `POST /identity/token` takes the same form where IBM's documentation sends it.
 //! The `refresh_token` grant renews an access token (`life.rs`).
 
+use super::form::FormParams;
 use super::{AppState, ClientAddr, OAuthError};
 use crate::exchange::ExchangeInput;
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -23,17 +23,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/oauth2/token", post(token))
         .route("/identity/token", post(token))
-}
-
-/// Form parameters, each at most once (RFC 6749 §3.2: parameters must not be repeated).
-pub fn params(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, OAuthError> {
-    let mut map = HashMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        if map.insert(name, value).is_some() {
-            return Err(OAuthError::invalid_request("a parameter is repeated"));
-        }
-    }
-    Ok(map)
 }
 
 fn required<'a>(
@@ -58,10 +47,8 @@ fn scopes(params: &HashMap<String, String>) -> Vec<String> {
 async fn token(
     State(state): State<AppState>,
     ClientAddr(client_address): ClientAddr,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    FormParams(params): FormParams,
 ) -> Result<impl IntoResponse, OAuthError> {
-    let Form(pairs) = form.map_err(|rejection| OAuthError::unreadable_body(rejection.status()))?;
-    let params = params(pairs)?;
     let grant = required(&params, "grant_type", "`grant_type` is required")?;
     let (input, ibm) = match grant {
         TOKEN_EXCHANGE => {
