@@ -27,7 +27,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::processes::{Issuer, OPERATOR_KEY, TempDir};
+use support::processes::{Issuer, TempDir, serve_args};
 use support::stats::{print_table, process_cpu};
 use support::{admin, knob};
 use tollgate::api::AppState;
@@ -189,22 +189,7 @@ fn main() {
     let scratch = TempDir::new("parts");
     let issuer = Issuer::start(&scratch.path().join("issuer"));
     let data = scratch.path().join("server");
-    let argv = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--allow-insecure-issuers",
-        "--tenant-rate",
-        "0",
-        "--identity-rate",
-        "0",
-        "--client-failure-rate",
-        "0",
-        "--operator-key",
-        OPERATOR_KEY,
-        "--data-dir",
-        data.to_str().expect("a UTF-8 path"),
-    ];
+    let argv = serve_args("127.0.0.1:0", data.to_str().expect("a UTF-8 path"));
     let args = ServeCommand::parse_from(argv).serve;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

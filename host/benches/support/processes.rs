@@ -35,6 +35,27 @@ impl Issuer {
     }
 }
 
+/// The arguments of every bench server: `serve` on `listen`, loopback issuers allowed, rate
+/// limits off, [`OPERATOR_KEY`], data in `data_dir`.
+pub fn serve_args<'a>(listen: &'a str, data_dir: &'a str) -> Vec<&'a str> {
+    vec![
+        "serve",
+        "--listen",
+        listen,
+        "--allow-insecure-issuers",
+        "--tenant-rate",
+        "0",
+        "--identity-rate",
+        "0",
+        "--client-failure-rate",
+        "0",
+        "--operator-key",
+        OPERATOR_KEY,
+        "--data-dir",
+        data_dir,
+    ]
+}
+
 /// `tollgate serve` on `127.0.0.1:0` with rate limits off and [`OPERATOR_KEY`].
 pub struct Server {
     child: Child,
@@ -58,22 +79,7 @@ impl Server {
     pub fn start_with(data_dir: &Path, listen: &str, extra: &[&str]) -> (Server, Duration) {
         let started = Instant::now();
         let data = data_dir.to_str().expect("a UTF-8 path");
-        let mut args = vec![
-            "serve",
-            "--listen",
-            listen,
-            "--allow-insecure-issuers",
-            "--tenant-rate",
-            "0",
-            "--identity-rate",
-            "0",
-            "--client-failure-rate",
-            "0",
-            "--operator-key",
-            OPERATOR_KEY,
-            "--data-dir",
-            data,
-        ];
+        let mut args = serve_args(listen, data);
         args.extend_from_slice(extra);
         let (child, addr) = process::spawn_with(&args, Watch::Stderr, "warn", |line| {
             let rest = line.strip_prefix("tollgate listening on http://")?;
