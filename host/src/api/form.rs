@@ -4,7 +4,7 @@
 //! axum's `Form` decodes through serde and `serde_path_to_error`, and `form_urlencoded` walks
 //! every value byte by byte twice (for `%` escapes, then for UTF-8) before serde copies it:
 //! 8 µs of an exchange's CPU for a 1 KB subject token, the largest piece of the handler's own
-//! work (BENCHMARKS.md, the parts bench). A JWT, like most values, has neither `%` nor `+`:
+//! work in a profile of the parts bench (docs/benchmarks-history.md); about 3 µs less now. A JWT, like most values, has neither `%` nor `+`:
 //! such a value is only checked to be UTF-8 (vectorized) and copied once; anything else is
 //! handed to `form_urlencoded` as before. The content-type check and the body limit are axum's
 //! (`RawForm`), so every refusal is the one `Form` gave.

@@ -7,7 +7,7 @@
 //! On a SQLite file the writer commits through a connection of its own
 //! ([`Store::writer_connection`]), not the pool: the pool's acquire, and sqlx's ping of every
 //! connection handed back, were two more round trips to the connection's thread per batch. The
-//! parts bench measured the record's commit at 0.78x the CPU (BENCHMARKS.md).
+//! parts bench measured the record's commit at 0.78x the CPU (docs/benchmarks-history.md).
 
 use super::{DecisionRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
