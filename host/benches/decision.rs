@@ -13,7 +13,7 @@ mod support;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use support::stats::process_cpu;
+use support::stats::{Interruptions, process_cpu};
 use tollgate_tests::fixtures;
 
 use serde_json::{Value, json};
@@ -121,8 +121,12 @@ fn measure(f: impl FnMut(usize) -> bool) -> (Stats, usize) {
 
 /// Rows timed in turns (`TURNS` of `ROUNDS / TURNS` calls each, after a warm-up), so that a
 /// noisy minute of the shared machine falls on every row alike. For each row: its stats, the
-/// number that allowed, and the process's CPU per call while it ran.
-fn interleaved(rows: &mut [&mut dyn FnMut(usize) -> bool]) -> Vec<(Stats, usize, Duration)> {
+/// number that allowed, and the process's CPU per call while it ran. Each turn also spins
+/// 50 ms to see what the machine takes from a thread (`machine`).
+fn interleaved(
+    rows: &mut [&mut dyn FnMut(usize) -> bool],
+    machine: &mut Interruptions,
+) -> Vec<(Stats, usize, Duration)> {
     const TURNS: usize = 10;
     let per_turn = ROUNDS / TURNS;
     let mut samples = vec![Vec::with_capacity(ROUNDS); rows.len()];
@@ -134,6 +138,7 @@ fn interleaved(rows: &mut [&mut dyn FnMut(usize) -> bool]) -> Vec<(Stats, usize,
         }
     }
     for turn in 0..TURNS {
+        machine.spin(Duration::from_millis(50));
         for (r, row) in rows.iter_mut().enumerate() {
             let cpu_start = process_cpu();
             for i in turn * per_turn..(turn + 1) * per_turn {
@@ -351,7 +356,8 @@ fn main() {
         rows.push(&mut extra_eval);
         rows.push(&mut extra_floor);
     }
-    let mut rows = interleaved(&mut rows).into_iter();
+    let mut machine = Interruptions::default();
+    let mut rows = interleaved(&mut rows, &mut machine).into_iter();
     let mut next = || rows.next().expect("a row");
     let (sandbox, direct, floor, written_row) = (next(), next(), next(), next());
     let extra_rows = extra.map(|_| (next(), next()));
@@ -415,6 +421,7 @@ fn main() {
         verdict(us(sandbox.p99) <= 20.0),
         us(sandbox.p99)
     );
+    println!("{}", machine.summary(sandbox.p50));
     println!(
         "target within 3x of native: {} ({ratio:.2}x)",
         verdict(ratio <= 3.0)

@@ -104,3 +104,77 @@ pub fn process_cpu() -> std::time::Duration {
         .sum();
     std::time::Duration::from_nanos(nanos)
 }
+
+/// What the machine takes from a thread that never sleeps: every gap of more than
+/// [`Interruptions::GAP`] between two readings of the clock in a tight loop is a time the
+/// thread did not run (an interrupt, the hypervisor, another task). On a shared VM these set
+/// the tail of anything short: an operation of `d` is hit with a chance of about `rate * d`,
+/// and a hit costs it an interruption's length.
+#[derive(Debug, Default)]
+pub struct Interruptions {
+    gaps: Vec<std::time::Duration>,
+    spun: std::time::Duration,
+}
+
+impl Interruptions {
+    /// Shorter gaps are the loop's own (a clock reading is tens of nanoseconds).
+    pub const GAP: std::time::Duration = std::time::Duration::from_micros(3);
+
+    /// Spins for `run`, keeping the gaps.
+    pub fn spin(&mut self, run: std::time::Duration) {
+        let start = std::time::Instant::now();
+        let mut last = start;
+        while last - start < run {
+            let now = std::time::Instant::now();
+            if now - last > Self::GAP {
+                self.gaps.push(now - last);
+            }
+            last = now;
+        }
+        self.spun += last - start;
+    }
+
+    /// Interruptions per second of spinning.
+    pub fn per_second(&self) -> f64 {
+        self.gaps.len() as f64 / self.spun.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// The median interruption's length.
+    pub fn median(&self) -> std::time::Duration {
+        let mut gaps = self.gaps.clone();
+        gaps.sort_unstable();
+        gaps.get(gaps.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The share of the spinning time that the thread did not run.
+    pub fn stolen(&self) -> f64 {
+        let lost: std::time::Duration = self.gaps.iter().sum();
+        lost.as_secs_f64() / self.spun.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// The chance that an operation of `length` is interrupted.
+    pub fn chance_for(&self, length: std::time::Duration) -> f64 {
+        (self.per_second() * length.as_secs_f64()).min(1.0)
+    }
+
+    /// One line: the rate, the median length, the time lost, and what it means for an
+    /// operation of `length` (its p99 is an interrupted one when the chance is 1% or more).
+    pub fn summary(&self, length: std::time::Duration) -> String {
+        let chance = self.chance_for(length);
+        format!(
+            "the machine: a spinning thread was interrupted {:.0} times a second for {:.1} µs at \
+             the median ({:.1}% of its time); a call of {:.2} µs is interrupted with a chance of \
+             {:.2}%{}",
+            self.per_second(),
+            self.median().as_secs_f64() * 1e6,
+            self.stolen() * 100.0,
+            length.as_secs_f64() * 1e6,
+            chance * 100.0,
+            if chance >= 0.01 {
+                ": 1% or more, so the p99 is an interrupted call"
+            } else {
+                ""
+            }
+        )
+    }
+}
