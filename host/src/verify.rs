@@ -15,7 +15,7 @@ pub mod fetch;
 pub mod jwks;
 pub mod jwt;
 mod screen;
-mod strict_json;
+pub(crate) mod strict_json;
 pub mod tokenreview;
 
 use cache::KeyCache;

@@ -141,13 +141,17 @@ impl SigningKey {
     }
 
     /// Signs `claims` as a compact JWS with the header `{alg, typ: "JWT", kid}`.
-    pub fn sign(&self, claims: &Value) -> Result<String, KeyError> {
+    pub fn sign(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
         self.sign_with_typ(Some("JWT"), claims)
     }
 
     /// Signs `claims` with the header `{alg, kid}` and the given `typ`, or none (Kubernetes
     /// ServiceAccount tokens carry no `typ`).
-    pub fn sign_with_typ(&self, typ: Option<&str>, claims: &Value) -> Result<String, KeyError> {
+    pub fn sign_with_typ(
+        &self,
+        typ: Option<&str>,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, KeyError> {
         let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.typ = typ.map(str::to_owned);
         header.kid = Some(self.kid.clone());

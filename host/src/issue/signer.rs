@@ -96,7 +96,7 @@ impl Signer {
     }
 
     /// Signs access-token claims with the key that signs now, typed `at+jwt` (RFC 9068).
-    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+    pub fn sign(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
         self.ring
             .read()
             .expect("key ring poisoned")
